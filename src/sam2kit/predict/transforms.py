@@ -82,7 +82,8 @@ def preprocess_frame_pil(image: np.ndarray, size: int) -> torch.Tensor:
     from PIL import Image
 
     resized = np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
-    tensor = torch.from_numpy(resized.copy()).permute(2, 0, 1).float().div_(255.0)
+    # Divide in float64 like the reference so the float32 input is bit-identical.
+    tensor = torch.from_numpy(resized / 255.0).permute(2, 0, 1).float()
     return normalize_image(tensor)
 
 
