@@ -141,14 +141,23 @@ def save_checkpoint(model: nn.Module, path: str | Path) -> None:
         raise
 
 
+def _hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` read now (huggingface_hub reads it only once, at its import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "on", "yes", "true"}
+
+
 def download_checkpoint(
     model_id: str, *, cache_dir: str | Path | None = None, local_files_only: bool = False
 ) -> Path:
     """Path of the official checkpoint of ``model_id``, fetched from the Hugging Face hub once.
 
+    With ``local_files_only`` or the environment variable ``HF_HUB_OFFLINE=1`` the network is
+    not touched: only the local cache is looked at.
+
     Raises:
         KeyError: not one of the eight official ids.
-        CheckpointDownloadError: the hub cannot be reached and the file is not cached.
+        CheckpointDownloadError: the hub cannot be reached (or offline mode is on) and the file is
+            not cached.
     """
     if model_id not in HUB_IDS:
         raise KeyError(f"unknown hub id {model_id!r}; known: {', '.join(sorted(HUB_IDS))}")
@@ -157,19 +166,29 @@ def download_checkpoint(
         from huggingface_hub import hf_hub_download
     except ImportError as err:  # pragma: no cover - huggingface_hub is a dependency
         raise CheckpointDownloadError("huggingface_hub is required for hub ids: pip install huggingface_hub") from err
+    offline = local_files_only or _hub_offline()
     try:
-        return Path(hf_hub_download(repo_id=model_id, filename=filename, cache_dir=cache_dir))
-    except Exception as online_err:
-        try:  # the network may be down while the file is cached
-            return Path(
-                hf_hub_download(repo_id=model_id, filename=filename, cache_dir=cache_dir, local_files_only=True)
+        return Path(
+            hf_hub_download(
+                repo_id=model_id, filename=filename, cache_dir=cache_dir, local_files_only=offline, etag_timeout=10
             )
-        except Exception:
-            pass
+        )
+    except Exception as first_err:
+        if not offline:
+            try:  # the network may be down while the file is cached
+                return Path(
+                    hf_hub_download(repo_id=model_id, filename=filename, cache_dir=cache_dir, local_files_only=True)
+                )
+            except Exception:
+                pass
+        if offline:
+            reason = "offline mode is on (HF_HUB_OFFLINE=1 or local_files_only=True)"
+        else:
+            reason = f"cannot download it ({type(first_err).__name__})"
         raise CheckpointDownloadError(
-            f"cannot download {filename} from the Hugging Face hub repository {model_id} "
-            f"({type(online_err).__name__}) and it is not in the local cache.\n"
+            f"{filename} of the Hugging Face hub repository {model_id} is not in the local cache and "
+            f"{reason}.\n"
             f"  Either connect to the internet once (the file is cached afterwards), or download it\n"
             f"  elsewhere (https://huggingface.co/{model_id}/resolve/main/{filename}) and pass the file:\n"
             f"  --checkpoint /path/to/{filename}   (Python: build_model('{HUB_IDS[model_id][0]}', checkpoint=path))"
-        ) from online_err
+        ) from first_err

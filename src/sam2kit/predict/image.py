@@ -225,6 +225,7 @@ class ImagePredictor:
             boxes = to_model_coords(boxes.reshape(-1, 2, 2), orig_hw, size, not normalize_coords)
         if mask_input is not None:
             masks_in = as_float_tensor(mask_input, "mask_input", device)
+            given_shape = tuple(masks_in.shape)  # for messages
             if masks_in.ndim == 3:
                 masks_in = masks_in[None]
             expected = self.model.sam_prompt_encoder.mask_input_size
@@ -232,7 +233,7 @@ class ImagePredictor:
                 raise ValueError(
                     f"mask_input must be low-res logits of shape (1, {expected[0]}, {expected[1]}) or "
                     f"(B, 1, {expected[0]}, {expected[1]}) (e.g. the third output of a previous predict); "
-                    f"got {tuple(masks_in.shape)}"
+                    f"got {given_shape}"
                 )
         if coords is None and boxes is None and masks_in is None:
             raise ValueError("no prompt given: pass point_coords/point_labels, a box, or a mask_input")

@@ -106,18 +106,19 @@ def check_points(
     Raises:
         ValueError: wrong shapes, lengths, labels, non-finite values or points outside the image.
     """
+    given_coords, given_labels = tuple(coords.shape), tuple(labels.shape)  # for messages
     if coords.ndim == 2:
         coords = coords[None]
     if labels.ndim == 1:
         labels = labels[None]
     if coords.ndim != 3 or coords.shape[-1] != 2:
-        raise ValueError(f"point_coords must have shape (N, 2) or (B, N, 2), got {tuple(coords.shape)}")
+        raise ValueError(f"point_coords must have shape (N, 2) or (B, N, 2), got {given_coords}")
     if coords.shape[1] == 0:
         raise ValueError("point_coords is empty; pass None for no points")
     if labels.shape != coords.shape[:2]:
         raise ValueError(
-            f"point_labels must have one label per point: shape {tuple(coords.shape[:2])} expected, "
-            f"got {tuple(labels.shape)}"
+            f"point_labels must have one label per point: shape {given_coords[:-1]} expected for "
+            f"point_coords of shape {given_coords}, got {given_labels}"
         )
     if not torch.isfinite(coords).all():
         raise ValueError("point_coords contain NaN or infinite values")
@@ -133,10 +134,11 @@ def check_points(
 
 def check_boxes(boxes: torch.Tensor, orig_hw: tuple[int, int], normalized: bool) -> torch.Tensor:
     """Validate XYXY boxes and bring them to ``(B, 4)``."""
+    given_shape = tuple(boxes.shape)  # for messages
     if boxes.ndim == 1:
         boxes = boxes[None]
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
-        raise ValueError(f"box must have shape (4,) or (B, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}")
+        raise ValueError(f"box must have shape (4,) or (B, 4) as x0, y0, x1, y1; got {given_shape}")
     if boxes.shape[0] == 0:
         raise ValueError("box is empty; pass None for no box")
     if not torch.isfinite(boxes).all():

@@ -323,38 +323,47 @@ class VideoPredictor:
             order = range(start_frame_idx, end + 1)
         obj_ids = state.obj_ids
         for frame_idx in tqdm(order, desc="propagate in video", disable=not self.show_progress, unit="frame"):
-            low_res: list[torch.Tensor | None] = [None] * len(tracks)
-            to_run = []
-            for i, track in enumerate(tracks):
-                entry = track.cond.get(frame_idx)
-                if entry is not None:
-                    low_res[i] = entry.pred_masks.to(state.device)  # type: ignore[union-attr]
-                    if self.clear_non_cond_mem_around_input:
-                        self._clear_memory_around(state, frame_idx)
-                else:
-                    to_run.append(i)
-            for group in self._batch_groups(tracks, to_run, frame_idx):
-                outs, masks = self._run_frame(
-                    state,
-                    frame_idx,
-                    [tracks[i] for i in group],
-                    is_init_cond_frame=False,
-                    point_inputs=None,
-                    mask_inputs=None,
-                    reverse=reverse,
-                    run_mem_encoder=True,
-                )
-                for j, i in enumerate(group):
-                    tracks[i].non_cond[frame_idx] = outs[j]
-                    low_res[i] = masks[j : j + 1]
-            for track in tracks:
-                track.tracked.add(frame_idx, reverse)
-                if not state.keep_all_memories:
-                    self._evict(track, frame_idx)
-            all_low = torch.cat(low_res, dim=0)  # type: ignore[arg-type]
+            all_low = self._track_frame(state, tracks, frame_idx, reverse)
             if state.results_dir is not None:
                 self._save_frame_result(state, frame_idx, obj_ids, all_low)
             yield frame_idx, obj_ids, self._to_video_res(state, all_low)
+
+    def _track_frame(
+        self, state: InferenceState, tracks: list[ObjectTrack], frame_idx: int, reverse: bool
+    ) -> torch.Tensor:
+        """One frame of propagation for every object (shared with the stream predictor): prompted
+        objects keep their conditioning output, the others run batched on their memories. Stores the
+        new memories, evicts what later frames cannot attend to, and returns the low-res logits
+        ``(num_objects, 1, S/4, S/4)`` in the order of ``tracks``."""
+        low_res: list[torch.Tensor | None] = [None] * len(tracks)
+        to_run = []
+        for i, track in enumerate(tracks):
+            entry = track.cond.get(frame_idx)
+            if entry is not None:
+                low_res[i] = entry.pred_masks.to(state.device)  # type: ignore[union-attr]
+                if self.clear_non_cond_mem_around_input:
+                    self._clear_memory_around(state, frame_idx)
+            else:
+                to_run.append(i)
+        for group in self._batch_groups(tracks, to_run, frame_idx):
+            outs, masks = self._run_frame(
+                state,
+                frame_idx,
+                [tracks[i] for i in group],
+                is_init_cond_frame=False,
+                point_inputs=None,
+                mask_inputs=None,
+                reverse=reverse,
+                run_mem_encoder=True,
+            )
+            for j, i in enumerate(group):
+                tracks[i].non_cond[frame_idx] = outs[j]
+                low_res[i] = masks[j : j + 1]
+        for track in tracks:
+            track.tracked.add(frame_idx, reverse)
+            if not state.keep_all_memories:
+                self._evict(track, frame_idx)
+        return torch.cat(low_res, dim=0)  # type: ignore[arg-type]
 
     def _to_video_res(self, state: InferenceState, low_res: torch.Tensor) -> torch.Tensor:
         masks = F.interpolate(low_res, size=(state.video_height, state.video_width), mode="bilinear", align_corners=False)
@@ -466,7 +475,7 @@ class VideoPredictor:
             mask_inputs,
             cond,
             non_cond,
-            state.num_frames,
+            self._model_num_frames(state),
             track_in_reverse=reverse,
             run_mem_encoder=run_mem_encoder,
             prev_sam_mask_logits=prev_sam_mask_logits,
@@ -491,6 +500,11 @@ class VideoPredictor:
         return entries, pred_masks
 
     # ------------------------------------------------------------------ helpers
+    def _model_num_frames(self, state: InferenceState) -> int | None:
+        """The video length the model is told: it caps the object-pointer window at
+        ``min(num_frames, max_obj_ptrs_in_encoder)``. The stream predictor says None (open-ended)."""
+        return state.num_frames
+
     def _check_frame(self, state: InferenceState, frame_idx: int) -> None:
         if not isinstance(frame_idx, (int, np.integer)) or isinstance(frame_idx, bool):
             raise TypeError(f"frame_idx must be an int, got {type(frame_idx).__name__}")
@@ -520,7 +534,7 @@ class VideoPredictor:
         path = state.results_dir / f"{frame_idx:07d}.npz"  # type: ignore[operator]
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez_compressed(f, obj_ids=np.asarray(obj_ids), low_res=low_res.float().cpu().numpy().astype(np.float16))
+                np.savez_compressed(f, obj_ids=np.asarray(obj_ids), low_res=low_res.float().cpu().numpy())
 
     def get_frame_masks(self, inference_state: InferenceState, frame_idx: int) -> tuple[list[int], torch.Tensor]:
         """Masks of an already yielded frame, read back from ``results_dir``:
@@ -538,5 +552,5 @@ class VideoPredictor:
             raise KeyError(f"frame {frame_idx} has not been tracked yet")
         with np.load(path) as data:
             obj_ids = [int(x) for x in data["obj_ids"]]
-            low_res = torch.from_numpy(data["low_res"].astype(np.float32)).to(state.device)
+            low_res = torch.from_numpy(data["low_res"]).to(state.device)
         return obj_ids, self._to_video_res(state, low_res)
