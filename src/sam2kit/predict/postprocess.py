@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from ..modeling.sam2 import apply_non_overlapping_constraints  # noqa: F401  (re-exported)
+
 __all__ = [
     "connected_components",
     "find_small_components",
@@ -29,7 +31,6 @@ _FILL_MARGIN = 10.0
 # Score given to filled holes by the video predictor (reference value).
 _VIDEO_HOLE_SCORE = 0.1
 # Score ceiling for pixels an object loses to a higher-scoring object (sigmoid(-10) ~ 4.5e-5).
-_SUPPRESSED_SCORE = -10.0
 
 
 def _max_3x3(values: torch.Tensor) -> torch.Tensor:
@@ -278,26 +279,3 @@ def fill_holes_in_mask_scores(mask: torch.Tensor, max_area: float) -> torch.Tens
     if max_area <= 0:
         raise ValueError(f"max_area must be positive, got {max_area}")
     return fill_holes(mask, max_area, threshold=0.0, fill_value=_VIDEO_HOLE_SCORE)
-
-
-def apply_non_overlapping_constraints(pred_masks: torch.Tensor) -> torch.Tensor:
-    """Keep, at every pixel, only the highest-scoring object.
-
-    Every other object's score there is clamped to at most -10.0. Ties go to the lowest object
-    index. A single object is returned as is.
-
-    Args:
-        pred_masks: (N, 1, H, W) mask logits, one slice per object (any trailing shape works).
-
-    Returns:
-        Tensor of the shape and dtype of `pred_masks`.
-    """
-    num_objects = pred_masks.shape[0]
-    if num_objects <= 1:
-        return pred_masks
-    winner = pred_masks.argmax(dim=0, keepdim=True)
-    object_index = torch.arange(num_objects, device=pred_masks.device)
-    object_index = object_index.view(-1, *([1] * (pred_masks.ndim - 1)))
-    return torch.where(
-        winner == object_index, pred_masks, pred_masks.clamp(max=_SUPPRESSED_SCORE)
-    )
