@@ -30,7 +30,6 @@ __all__ = [
 _FILL_MARGIN = 10.0
 # Score given to filled holes by the video predictor (reference value).
 _VIDEO_HOLE_SCORE = 0.1
-# Score ceiling for pixels an object loses to a higher-scoring object (sigmoid(-10) ~ 4.5e-5).
 
 
 def _max_3x3(values: torch.Tensor) -> torch.Tensor:
