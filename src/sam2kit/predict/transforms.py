@@ -41,7 +41,9 @@ def image_to_tensor(image: Any, *, name: str = "image") -> torch.Tensor:
             hint = hint or (" (grayscale: np.stack([img] * 3, -1))" if image.ndim == 2 else "")
             raise ValueError(f"{name} must be an RGB array of shape (H, W, 3), got shape {image.shape}{hint}")
         _check_not_empty(image.shape[0], image.shape[1], name)
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+        # Read-only arrays (e.g. from PIL) are copied: torch cannot wrap them safely.
+        array = np.ascontiguousarray(image) if image.flags.writeable else np.array(image)
+        return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
     if isinstance(image, torch.Tensor):
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"{name} tensor must have shape (3, H, W), got {tuple(image.shape)}")
