@@ -32,9 +32,12 @@ __all__ = [
     "add_model_options",
     "add_output_options",
     "add_stream_parser",
+    "add_video_parser",
     "build_parser",
     "main",
     "parse_box",
+    "parse_frame_box",
+    "parse_frame_point",
     "parse_point",
 ]
 
@@ -421,11 +424,155 @@ def add_auto_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     return parser
 
 
+_VIDEO_DESCRIPTION = """\
+Track objects through a video: prompt them on any frames, get a mask for every object on every
+tracked frame.
+
+VIDEO is a video file (mp4, mov, mkv, webm, avi) or a folder of .jpg/.png frames (in numeric order).
+
+Prompts (pixel coordinates of the frame, x to the right, y down; FRAME counts from 0, OBJ is any
+object id >= 0 of your choice):
+  --prompt FRAME:OBJ:X,Y[,LABEL]     a click on object OBJ in frame FRAME; LABEL 1 = foreground
+                                     (default), 0 = background. Repeatable.
+  --box FRAME:OBJ:X0,Y0,X1,Y1        a box around object OBJ in frame FRAME (at most one per object
+                                     and frame). Repeatable.
+  Clicks and a box given for the same FRAME:OBJ form one prompt. An object may be prompted on
+  several frames.
+
+Tracking runs forwards from the earliest prompted frame to the end. With --reverse it then also
+runs backwards from that frame to frame 0, so objects prompted mid-video get masks on the earlier
+frames too; without it the frames before the earliest prompt are not tracked (no files for them).
+
+Written into --out DIR (created if needed; files of these names are replaced), each file
+atomically and as soon as its frame is done:
+  masks/<OBJ>/<FRAME>.png   one 8-bit PNG (0 / 255) per object and frame, FRAME as 5 digits
+  palette/<FRAME>.png       instead, with --palette: one indexed PNG per frame (DAVIS palette),
+                            pixel value = object id (0 = background, so ids must be 1..255;
+                            where masks overlap the higher id wins)
+  tracks.json               written last: video, model, prompts and, for every tracked frame and
+                            object, bbox_xywh [x, y, w, h] and area (pixels) of the written mask,
+                            present (area > 0) and score = the mean foreground probability (mean
+                            sigmoid of the mask logits over the mask's pixels; 0 when empty)
+With --overlay FILE.mp4, a video of the tracked frames with the masks in colour.
+A progress bar goes to stderr (not with --quiet), a JSON summary to stdout.
+"""
+
+_VIDEO_EXAMPLES = """\
+examples:
+  # one click on object 1 in the first frame
+  sam2kit video clip.mp4 --prompt 0:1:320,240 --out tracks/
+
+  # two objects boxed on frame 0, a correction click on frame 30, DAVIS-style palette PNGs
+  sam2kit video frames/ --box 0:1:100,80,300,260 --box 0:2:400,120,520,300 --prompt 30:1:210,170 \\
+      --palette --checkpoint facebook/sam2.1-hiera-large --device cuda --out tracks/
+
+  # an object prompted mid-video, tracked both ways, with an overlay video
+  sam2kit video clip.mp4 --prompt 120:1:500,300 --reverse --overlay overlay.mp4 --out tracks/
+"""
+
+
+def _frame_object(text: str, form: str) -> tuple[int, int, str]:
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected {form}, got {text!r}")
+    try:
+        frame, obj_id = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {form} with integers FRAME and OBJ, got {text!r}") from None
+    if frame < 0 or obj_id < 0:
+        raise argparse.ArgumentTypeError(f"FRAME and OBJ must be integers >= 0, got {text!r}")
+    return frame, obj_id, parts[2]
+
+
+def parse_frame_point(text: str) -> tuple[int, int, tuple[float, float, int]]:
+    """``"FRAME:OBJ:X,Y[,LABEL]"`` -> ``(frame, obj_id, (x, y, label))`` (pixels)."""
+    frame, obj_id, rest = _frame_object(text, "FRAME:OBJ:X,Y[,LABEL]")
+    try:
+        return frame, obj_id, parse_point(rest)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{error} (in {text!r})") from None
+
+
+def parse_frame_box(text: str) -> tuple[int, int, tuple[float, float, float, float]]:
+    """``"FRAME:OBJ:X0,Y0,X1,Y1"`` -> ``(frame, obj_id, (x0, y0, x1, y1))`` (pixels)."""
+    frame, obj_id, rest = _frame_object(text, "FRAME:OBJ:X0,Y0,X1,Y1")
+    try:
+        return frame, obj_id, parse_box(rest)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{error} (in {text!r})") from None
+
+
+def add_video_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``sam2kit video VIDEO --prompt/--box FRAME:OBJ:... --out DIR``."""
+    parser = subparsers.add_parser(
+        "video",
+        help="track objects prompted on any frames through a video file or frame folder",
+        description=_VIDEO_DESCRIPTION,
+        epilog=_VIDEO_EXAMPLES,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("video", metavar="VIDEO", help="a video file (mp4, mov, mkv, webm, avi) or a folder of frames")
+    prompts = parser.add_argument_group("prompts (at least one)")
+    prompts.add_argument(
+        "--prompt", metavar="FRAME:OBJ:X,Y[,LABEL]", type=parse_frame_point, action="append", default=[],
+        dest="points", help="a click on object OBJ in frame FRAME; LABEL 1 foreground (default) or 0 background",
+    )
+    prompts.add_argument(
+        "--box", metavar="FRAME:OBJ:X0,Y0,X1,Y1", type=parse_frame_box, action="append", default=[],
+        dest="boxes", help="a box around object OBJ in frame FRAME",
+    )
+    parser.add_argument("--out", "-o", metavar="DIR", required=True, help="output folder (created if missing)")
+    output = parser.add_argument_group("what is written")
+    output.add_argument(
+        "--palette", action="store_true",
+        help="one DAVIS palette PNG per frame (pixel = object id, ids 1..255) instead of one PNG per object",
+    )
+    output.add_argument(
+        "--overlay", metavar="OUT.mp4", help="also write the tracked frames with the masks drawn to a video",
+    )
+    tracking = parser.add_argument_group("tracking")
+    tracking.add_argument(
+        "--reverse", action="store_true",
+        help="after the forward pass, also track backwards from the earliest prompted frame to frame 0",
+    )
+    tracking.add_argument(
+        "--max-frames", metavar="N", type=_positive_int,
+        help="use only the first N frames of the video (frames 0..N-1)",
+    )
+    tracking.add_argument(
+        "--fill-hole-area", metavar="N", type=_non_negative_int, default=8,
+        help="fill holes up to N pixels of the low-resolution masks (default 8; 0: off)",
+    )
+    tracking.add_argument(
+        "--non-overlap", action="store_true",
+        help="give every pixel to at most one object (the one with the highest logit)",
+    )
+    add_model_options(parser)
+    add_output_options(parser)
+    parser.set_defaults(handler="sam2kit.cli_video:run", check=functools.partial(_check_video_args, parser))
+    return parser
+
+
+def _check_video_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not args.points and not args.boxes:
+        parser.error("give at least one prompt: --prompt FRAME:OBJ:X,Y[,LABEL] and/or --box FRAME:OBJ:X0,Y0,X1,Y1")
+    boxed = [(frame, obj_id) for frame, obj_id, _ in args.boxes]
+    twice = sorted({key for key in boxed if boxed.count(key) > 1})
+    if twice:
+        frame, obj_id = twice[0]
+        parser.error(f"object {obj_id} has two --box on frame {frame}; give at most one box per object and frame")
+    if args.palette:
+        bad = sorted({obj_id for _, obj_id, _ in args.points + args.boxes if not 1 <= obj_id <= 255})
+        if bad:
+            parser.error(f"with --palette, object ids must be 1..255 (pixel value 0 is the background), got {bad}")
+
+
 #: Registration functions of the subcommands, in the order ``--help`` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = [
     add_image_parser,
     add_auto_parser,
     add_stream_parser,
+    add_video_parser,
 ]
 
 

@@ -1,0 +1,435 @@
+"""``sam2kit video``: track prompted objects through a video file or a folder of frames.
+
+The argument parsing lives in :mod:`sam2kit.cli`; this module does the work. Prompts name a frame and
+an object id (``--prompt FRAME:OBJ:X,Y[,LABEL]``, ``--box FRAME:OBJ:X0,Y0,X1,Y1``); a
+:class:`~sam2kit.predict.video.VideoPredictor` tracks every object forwards from the earliest
+prompted frame to the end, and with ``reverse`` then also backwards from that frame to frame 0, so
+that objects prompted mid-video get masks on the earlier frames too (the prompted frame itself is
+written once, from the forward pass). Without ``reverse`` the frames before the earliest prompt are not tracked:
+they get no mask files, no ``tracks.json`` entry and no overlay frame.
+
+Written into the output folder, each file atomically and as soon as its frame is tracked (memory
+does not grow with the video length):
+
+- ``masks/<obj_id>/<frame:05d>.png``: one 8-bit PNG (0 / 255) per object and tracked frame; or, with
+  ``palette``, ``palette/<frame:05d>.png``: one indexed PNG per frame with the DAVIS palette, pixel
+  value = object id (0 = background; where masks overlap, the higher id wins).
+- ``tracks.json`` (written last): video, model, options, prompts, and for every tracked frame (in
+  frame order) and every object: ``bbox_xywh`` (tight box of the written mask in pixels, zeros when
+  empty), ``area`` (pixels), ``present`` (``area > 0``) and ``score``.
+- optionally an overlay video: the tracked frames, in frame order, with the masks in colour.
+
+``score`` is the mean foreground probability: the mean of ``sigmoid(logit)`` over the pixels of the
+written mask, in (0.5, 1]; 0 when the mask is empty (the object is absent or hidden). It says how
+sure the model is of the pixels it kept, and unlike the maximum probability it drops when a mask is
+mostly made of borderline pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io.source import FrameSource
+
+__all__ = [
+    "OVERLAY_SUFFIXES",
+    "FirstFrames",
+    "FramePrompt",
+    "VideoTrackSummary",
+    "group_prompts",
+    "run",
+    "track_video",
+]
+
+logger = logging.getLogger("sam2kit")
+
+#: Containers the overlay video can be written to (the encoder is H.264 or MPEG-4).
+OVERLAY_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+#: Overlay frame rate for sources without one (frame folders).
+DEFAULT_FPS = 30.0
+#: Decimal places of the scores in tracks.json.
+SCORE_DECIMALS = 4
+
+
+# ---------------------------------------------------------------------------- prompts
+@dataclass(frozen=True)
+class FramePrompt:
+    """One object's prompt on one frame: clicks (pixels; label 1 foreground, 0 background) and at
+    most one XYXY box in pixels."""
+
+    frame: int
+    obj_id: int
+    points: tuple[tuple[float, float], ...] = ()
+    labels: tuple[int, ...] = ()
+    box: tuple[float, float, float, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"frame": self.frame, "obj_id": self.obj_id, "points": [list(p) for p in self.points],
+                "labels": list(self.labels), "box": None if self.box is None else list(self.box)}
+
+
+def group_prompts(
+    points: Sequence[tuple[int, int, tuple[float, float, int]]],
+    boxes: Sequence[tuple[int, int, tuple[float, float, float, float]]],
+) -> list[FramePrompt]:
+    """Group ``(frame, obj_id, (x, y, label))`` points and ``(frame, obj_id, (x0, y0, x1, y1))`` boxes
+    into one :class:`FramePrompt` per (frame, object), sorted by frame then object id.
+
+    Raises:
+        ValueError: no prompt, negative frame or object id, or two boxes for one object on one frame.
+    """
+    if not points and not boxes:
+        raise ValueError("no prompt given: pass --prompt FRAME:OBJ:X,Y[,LABEL] and/or --box FRAME:OBJ:X0,Y0,X1,Y1")
+    clicks: dict[tuple[int, int], list[tuple[float, float, int]]] = {}
+    box_of: dict[tuple[int, int], tuple[float, float, float, float]] = {}
+    for frame, obj_id, point in points:
+        clicks.setdefault(_prompt_key(frame, obj_id), []).append(point)
+    for frame, obj_id, box in boxes:
+        key = _prompt_key(frame, obj_id)
+        if key in box_of:
+            raise ValueError(
+                f"object {obj_id} has two boxes on frame {frame}; give at most one box per object and frame"
+            )
+        box_of[key] = box
+    prompts = []
+    for frame, obj_id in sorted(set(clicks) | set(box_of)):
+        given = clicks.get((frame, obj_id), [])
+        prompts.append(FramePrompt(frame, obj_id, tuple((x, y) for x, y, _ in given),
+                                   tuple(label for _, _, label in given), box_of.get((frame, obj_id))))
+    return prompts
+
+
+def _prompt_key(frame: int, obj_id: int) -> tuple[int, int]:
+    if frame < 0 or obj_id < 0:
+        raise ValueError(f"frame index and object id must be >= 0, got frame {frame}, object {obj_id}")
+    return int(frame), int(obj_id)
+
+
+def _validate_prompts(prompts: Sequence[FramePrompt], num_frames: int, hw: tuple[int, int], truncated: bool) -> None:
+    """The predictor's own checks, run before the (slow) model load."""
+    import torch
+
+    from .predict.transforms import check_boxes, check_points
+
+    for prompt in prompts:
+        if prompt.frame >= num_frames:
+            limit = " (limited by --max-frames)" if truncated else ""
+            raise IndexError(
+                f"prompt on frame {prompt.frame} is out of range: the video has {num_frames} frame(s){limit}, "
+                f"valid frame indices are 0..{num_frames - 1}"
+            )
+        try:
+            if prompt.points:
+                check_points(torch.tensor(prompt.points, dtype=torch.float32),
+                             torch.tensor(prompt.labels, dtype=torch.int32), hw, False)
+            if prompt.box is not None:
+                check_boxes(torch.tensor(prompt.box, dtype=torch.float32), hw, False)
+        except ValueError as error:
+            raise ValueError(f"prompt of object {prompt.obj_id} on frame {prompt.frame}: {error}") from None
+
+
+# ---------------------------------------------------------------------------- frames
+class FirstFrames(FrameSource):
+    """A view of the first ``count`` frames of another :class:`~sam2kit.io.FrameSource` (no copy);
+    closing it closes that source."""
+
+    def __init__(self, source: FrameSource, count: int) -> None:
+        super().__init__(source.name)
+        self.source = source
+        self.count = min(count, len(source))
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def height(self) -> int:
+        return self.source.height
+
+    @property
+    def width(self) -> int:
+        return self.source.width
+
+    @property
+    def fps(self) -> float | None:
+        return self.source.fps
+
+    def _read(self, index: int) -> np.ndarray:
+        return self.source.get(index)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def _check_overlay_path(overlay: str | Path | None) -> Path | None:
+    if overlay is None:
+        return None
+    path = Path(overlay)
+    if path.suffix.lower() not in OVERLAY_SUFFIXES:
+        raise ValueError(f"--overlay must be a video file ending in {', '.join(OVERLAY_SUFFIXES)}; got {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"--overlay {path} is a folder; give a file name such as {path / 'overlay.mp4'}")
+    return path
+
+
+# ---------------------------------------------------------------------------- per-frame output
+class _MaskWriter:
+    """Writes one tracked frame's masks (per-object PNGs or one palette PNG) and describes them."""
+
+    def __init__(self, out: Path, obj_ids: Sequence[int], palette: bool) -> None:
+        self.out = out
+        self.obj_ids = sorted(obj_ids)  # palette: higher ids are painted last and win overlaps
+        self.palette = palette
+
+    def mask_path(self, frame_idx: int, obj_id: int | None = None) -> Path:
+        if self.palette:
+            return self.out / "palette" / f"{frame_idx:05d}.png"
+        return self.out / "masks" / str(obj_id) / f"{frame_idx:05d}.png"
+
+    def write(self, frame_idx: int, obj_ids: Sequence[int], logits: Any) -> tuple[dict[str, Any], np.ndarray]:
+        """Save the masks of ``logits`` ``(N, 1, H, W)`` (objects in the order ``obj_ids``).
+
+        Returns the frame's ``tracks.json`` record and the written masks ``(N, H, W)`` bool in
+        ascending object id order.
+        """
+        import torch
+
+        from .io.masks import mask_to_box_xywh, save_mask_png, save_palette_png
+
+        order = [list(obj_ids).index(obj_id) for obj_id in self.obj_ids]
+        logits = logits[order, 0].float()  # (N, H, W)
+        masks = logits > 0
+        if self.palette:
+            label = torch.zeros(masks.shape[1:], dtype=torch.uint8, device=masks.device)
+            for mask, obj_id in zip(masks, self.obj_ids):
+                label[mask] = obj_id
+            masks = label[None] == torch.tensor(self.obj_ids, dtype=torch.uint8, device=masks.device)[:, None, None]
+        areas = masks.sum(dim=(1, 2))
+        prob_sums = (torch.sigmoid(logits) * masks).sum(dim=(1, 2))
+        scores = torch.where(areas > 0, prob_sums / areas.clamp(min=1), torch.zeros_like(prob_sums))
+        masks_np = masks.cpu().numpy()
+        if self.palette:
+            save_palette_png(self.mask_path(frame_idx), label.cpu().numpy())
+        else:
+            for mask, obj_id in zip(masks_np, self.obj_ids):
+                save_mask_png(self.mask_path(frame_idx, obj_id), mask)
+        objects = [
+            {"id": obj_id, "bbox_xywh": mask_to_box_xywh(mask), "area": int(area),
+             "score": round(float(score), SCORE_DECIMALS), "present": bool(area > 0)}
+            for obj_id, mask, area, score in zip(self.obj_ids, masks_np, areas.tolist(), scores.tolist())
+        ]
+        return {"frame": int(frame_idx), "objects": objects}, masks_np
+
+    def read(self, frame_idx: int) -> np.ndarray:
+        """The masks written for a frame, ``(N, H, W)`` bool in ascending object id order."""
+        from .io.masks import load_mask_png, load_palette_png
+
+        if self.palette:
+            label = load_palette_png(self.mask_path(frame_idx))
+            return np.stack([label == obj_id for obj_id in self.obj_ids])
+        return np.stack([load_mask_png(self.mask_path(frame_idx, obj_id)) for obj_id in self.obj_ids])
+
+
+# ---------------------------------------------------------------------------- the command
+@dataclass
+class VideoTrackSummary:
+    """What a ``sam2kit video`` run wrote (the JSON printed on stdout)."""
+
+    video: str
+    num_frames: int
+    tracked_frames: int
+    first_frame: int
+    last_frame: int
+    obj_ids: list[int]
+    out: str
+    masks: str
+    tracks: str
+    overlay: str | None
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        fps = self.tracked_frames / self.seconds if self.seconds > 0 else 0.0
+        return {
+            "video": self.video,
+            "num_frames": self.num_frames,
+            "tracked_frames": self.tracked_frames,
+            "frame_range": [self.first_frame, self.last_frame],
+            "objects": self.obj_ids,
+            "out": self.out,
+            "masks": self.masks,
+            "tracks": self.tracks,
+            "overlay": self.overlay,
+            "seconds": round(self.seconds, 3),
+            "frames_per_second": round(fps, 3),
+        }
+
+
+def _propagate(predictor: Any, state: Any, earliest: int, reverse: bool) -> Iterator[tuple[int, list[int], Any]]:
+    """Forward from the earliest prompt, then (``reverse``) backwards from it to frame 0; the
+    prompted frame itself is yielded once."""
+    yield from predictor.propagate_in_video(state)
+    if reverse and earliest > 0:
+        for frame_idx, obj_ids, logits in predictor.propagate_in_video(state, reverse=True):
+            if frame_idx != earliest:
+                yield frame_idx, obj_ids, logits
+
+
+def track_video(
+    video: str | Path,
+    prompts: Sequence[FramePrompt],
+    out_dir: str | Path,
+    *,
+    checkpoint: str,
+    config: str | None = None,
+    device: str | None = None,
+    image_size: int | None = None,
+    palette: bool = False,
+    overlay: str | Path | None = None,
+    reverse: bool = False,
+    max_frames: int | None = None,
+    fill_hole_area: int = 8,
+    non_overlap: bool = False,
+    show_progress: bool = True,
+) -> VideoTrackSummary:
+    """Track the prompted objects through ``video`` and write masks, ``tracks.json`` and an overlay.
+
+    Args:
+        video: a video file (mp4, mov, mkv, webm, avi) or a folder of .jpg/.png frames.
+        prompts: one :class:`FramePrompt` per (frame, object) (see :func:`group_prompts`), in pixels
+            of the video frames.
+        out_dir: output folder (created); see the module docstring for its content.
+        checkpoint / config / device / image_size: the model (see :func:`sam2kit.cli_image.load_model`).
+        palette: one DAVIS palette PNG per frame (object ids 1..255) instead of per-object PNGs.
+        overlay: also write the tracked frames with coloured masks to this video file.
+        reverse: after the forward pass, also track backwards from the earliest prompt to frame 0.
+        max_frames: use only the first ``max_frames`` frames of the video.
+        fill_hole_area: fill background holes up to this area (low-res mask pixels; 0: off).
+        non_overlap: give each pixel to at most one object (the highest-scoring one).
+        show_progress: the predictor's tqdm progress bar on stderr.
+    Returns:
+        a :class:`VideoTrackSummary`.
+    Raises:
+        FileNotFoundError, sam2kit.io.VideoReadError: missing or unreadable video.
+        IndexError: a prompt on a frame the video (or ``max_frames``) does not have.
+        ValueError: a prompt outside the frame, palette ids outside 1..255, a bad overlay path,
+            an unknown model.
+    """
+    from .cli_image import load_model
+    from .io.atomic import save_json
+    from .io.frames import open_frames
+    from .io.overlay import overlay_masks
+    from .io.video_writer import VideoWriter
+    from .predict.video import VideoPredictor
+
+    if not prompts:
+        raise ValueError("no prompt given: pass --prompt FRAME:OBJ:X,Y[,LABEL] and/or --box FRAME:OBJ:X0,Y0,X1,Y1")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
+    obj_ids = sorted({prompt.obj_id for prompt in prompts})
+    if palette and not all(1 <= obj_id <= 255 for obj_id in obj_ids):
+        raise ValueError(f"with --palette, object ids must be 1..255 (0 is the background), got {obj_ids}")
+    frames = open_frames(video)
+    try:
+        truncated = max_frames is not None and max_frames < len(frames)
+        if truncated:
+            frames = FirstFrames(frames, max_frames)
+        num_frames, height, width, fps = len(frames), frames.height, frames.width, frames.fps
+        _validate_prompts(prompts, num_frames, (height, width), truncated)
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise FileExistsError(f"--out {out} exists and is not a folder")
+        overlay_path = _check_overlay_path(overlay)
+
+        model, model_info = load_model(checkpoint, config, device, image_size)
+        predictor = VideoPredictor(model, fill_hole_area=fill_hole_area, non_overlap_masks=non_overlap,
+                                   show_progress=show_progress)
+        earliest = min(prompt.frame for prompt in prompts)
+        backwards = reverse and earliest > 0
+        logger.info("tracking %d object(s) through %s (%d frames, %dx%d) from frame %d%s", len(obj_ids), video,
+                    num_frames, width, height, earliest, " and backwards" if backwards else "")
+        out.mkdir(parents=True, exist_ok=True)
+        writer = _MaskWriter(out, obj_ids, palette)
+        records: dict[int, dict[str, Any]] = {}  # a few numbers per frame; the masks go straight to disk
+        # The overlay is written while tracking when the frames come in order. A backward pass comes
+        # after the forward one, so then the overlay is assembled afterwards from the mask files.
+        live_overlay = overlay_path is not None and not backwards
+        overlay_fps = fps or DEFAULT_FPS
+        started = time.perf_counter()
+        state = predictor.init_state(frames)
+        for prompt in prompts:
+            predictor.add_new_points_or_box(
+                state, prompt.frame, prompt.obj_id,
+                points=np.array(prompt.points, dtype=np.float32) if prompt.points else None,
+                labels=np.array(prompt.labels, dtype=np.int32) if prompt.points else None,
+                box=None if prompt.box is None else np.array(prompt.box, dtype=np.float32),
+            )
+        with VideoWriter(overlay_path, fps=overlay_fps) if live_overlay else contextlib.nullcontext() as video_out:
+            for frame_idx, frame_obj_ids, logits in _propagate(predictor, state, earliest, reverse):
+                records[frame_idx], masks = writer.write(frame_idx, frame_obj_ids, logits)
+                if video_out is not None:
+                    video_out.write(overlay_masks(frames[frame_idx], masks, object_ids=writer.obj_ids))
+        seconds = time.perf_counter() - started
+        tracked = sorted(records)
+        if overlay_path is not None and not live_overlay:
+            with VideoWriter(overlay_path, fps=overlay_fps) as video_out:
+                for frame_idx in tracked:
+                    video_out.write(overlay_masks(frames[frame_idx], writer.read(frame_idx), object_ids=writer.obj_ids))
+    finally:
+        frames.close()
+
+    masks_dir = "palette" if palette else "masks"
+    tracks = {
+        "video": {"path": str(video), "width": width, "height": height, "num_frames": num_frames,
+                  "fps": fps},
+        "model": model_info,
+        "options": {"reverse": reverse, "max_frames": max_frames, "fill_hole_area": fill_hole_area,
+                    "non_overlap": non_overlap, "palette": palette},
+        "score": "mean foreground probability: mean sigmoid(logit) over the mask's pixels, 0 when empty",
+        "masks": f"{masks_dir}/<frame:05d>.png" if palette else f"{masks_dir}/<obj_id>/<frame:05d>.png",
+        "prompts": [prompt.to_json() for prompt in prompts],
+        "objects": obj_ids,
+        "frames": [records[frame_idx] for frame_idx in tracked],
+    }
+    save_json(out / "tracks.json", tracks)  # written last: its presence marks a complete output
+    summary = VideoTrackSummary(
+        video=str(video), num_frames=num_frames, tracked_frames=len(tracked), first_frame=tracked[0],
+        last_frame=tracked[-1], obj_ids=obj_ids, out=str(out), masks=str(out / masks_dir),
+        tracks=str(out / "tracks.json"), overlay=None if overlay_path is None else str(overlay_path),
+        seconds=seconds,
+    )
+    logger.info("tracked %d frame(s) in %.1f s; wrote %s/ and tracks.json to %s%s", len(tracked), seconds,
+                masks_dir, out, f", overlay to {overlay_path}" if overlay_path is not None else "")
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``sam2kit video`` (see :func:`sam2kit.cli.add_video_parser`)."""
+    summary = track_video(
+        args.video,
+        group_prompts(args.points, args.boxes),
+        args.out,
+        checkpoint=args.checkpoint,
+        config=args.config,
+        device=args.device,
+        image_size=args.image_size,
+        palette=args.palette,
+        overlay=args.overlay,
+        reverse=args.reverse,
+        max_frames=args.max_frames,
+        fill_hole_area=args.fill_hole_area,
+        non_overlap=args.non_overlap,
+        show_progress=not getattr(args, "quiet", False),
+    )
+    sys.stdout.write(json.dumps(summary.to_json(), indent=2) + "\n")
+    sys.stdout.flush()
+    return 0
