@@ -167,14 +167,19 @@ def download_checkpoint(
     except ImportError as err:  # pragma: no cover - huggingface_hub is a dependency
         raise CheckpointDownloadError("huggingface_hub is required for hub ids: pip install huggingface_hub") from err
     offline = local_files_only or _hub_offline()
+    unreachable = not offline and not _hub_reachable()
     try:
         return Path(
             hf_hub_download(
-                repo_id=model_id, filename=filename, cache_dir=cache_dir, local_files_only=offline, etag_timeout=10
+                repo_id=model_id,
+                filename=filename,
+                cache_dir=cache_dir,
+                local_files_only=offline or unreachable,
+                etag_timeout=10,
             )
         )
     except Exception as first_err:
-        if not offline:
+        if not offline and not unreachable:
             try:  # the network may be down while the file is cached
                 return Path(
                     hf_hub_download(repo_id=model_id, filename=filename, cache_dir=cache_dir, local_files_only=True)
@@ -183,6 +188,8 @@ def download_checkpoint(
                 pass
         if offline:
             reason = "offline mode is on (HF_HUB_OFFLINE=1 or local_files_only=True)"
+        elif unreachable:
+            reason = "the hub cannot be reached (no network?)"
         else:
             reason = f"cannot download it ({type(first_err).__name__})"
         raise CheckpointDownloadError(
@@ -192,3 +199,18 @@ def download_checkpoint(
             f"  elsewhere (https://huggingface.co/{model_id}/resolve/main/{filename}) and pass the file:\n"
             f"  --checkpoint /path/to/{filename}   (Python: build_model('{HUB_IDS[model_id][0]}', checkpoint=path))"
         ) from first_err
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP probe of the hub endpoint, so that a machine without network fails in seconds
+    instead of going through huggingface_hub's retries with back-off."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
