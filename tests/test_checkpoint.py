@@ -238,3 +238,16 @@ def test_download_offline_uses_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_unknown_hub_id() -> None:
     with pytest.raises(KeyError, match="facebook/sam2.1-hiera-tiny"):
         download_checkpoint("facebook/sam3-hiera-huge")
+
+
+def test_unreachable_hub_fails_fast_without_retries(tmp_path, monkeypatch) -> None:
+    import time
+
+    from sam2kit.checkpoint import CheckpointDownloadError, download_checkpoint
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    start = time.monotonic()
+    with pytest.raises(CheckpointDownloadError, match="cannot be reached.*\\n(.*\\n)*.*--checkpoint"):
+        download_checkpoint("facebook/sam2.1-hiera-tiny", cache_dir=tmp_path)
+    assert time.monotonic() - start < 10
