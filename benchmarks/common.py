@@ -3,7 +3,7 @@
 Both sides load the same seeded random checkpoint, written once in the official layout
 (``{"model": state_dict}``) by the reference's own builder, so they run the same computation.
 Timings are medians after warm-up; peak memory is the process's peak RSS, so each side runs in
-its own worker process (see ``bench_image.py``).
+its own worker process (see ``worker.py``).
 """
 
 from __future__ import annotations
@@ -142,16 +142,19 @@ def time_once(fn: Callable[[], Any], sync: Callable[[], None] | None = None) -> 
     return time.perf_counter() - started
 
 
-def time_interleaved(workers: Sequence[Worker], op: str, *, repeats: int, warmup: int = 1) -> dict[str, Timing]:
-    """Time ``op`` on every worker, alternating the sides run by run (A B, B A, ...), so that a
-    change of machine load during the benchmark hits both sides alike. The op replies ``{"seconds"}``."""
+def time_interleaved(workers: Sequence[Worker], op: str, *, repeats: int, warmup: int = 1,
+                     arguments: dict[str, Any] | None = None) -> dict[str, Timing]:
+    """Time ``op`` (called with ``arguments``) on every worker, alternating the sides run by run
+    (A B, B A, ...), so that a change of machine load during the benchmark hits every side alike.
+    The op replies ``{"seconds"}``."""
+    arguments = arguments or {}
     for _ in range(warmup):
         for worker in workers:
-            worker.call(op)
+            worker.call(op, **arguments)
     timings = {worker.name: Timing() for worker in workers}
     for index in range(repeats):
         for worker in workers if index % 2 == 0 else list(reversed(workers)):
-            timings[worker.name].runs.append(float(worker.call(op)["seconds"]))
+            timings[worker.name].runs.append(float(worker.call(op, **arguments)["seconds"]))
     return timings
 
 

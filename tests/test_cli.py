@@ -237,3 +237,21 @@ def test_offline_hub_id_exits_1_quickly(
     assert "sam2kit: error: " in err and "sam2.1_hiera_small.pt" in err and "--checkpoint" in err
     assert "Traceback" not in err
     assert elapsed < 10, f"offline failure took {elapsed:.1f} s"
+
+
+def test_image_in_bf16(checkpoint: Path, image_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bf16"
+    code = main(["image", str(image_file), "--point", "64,48", "--out", str(out), "--precision", "bf16",
+                 *model_args(checkpoint)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = check_outputs(out, captured.out, expected_masks=1)
+    assert result["model"]["precision"] == "bf16"
+
+
+def test_fp16_on_the_cpu_is_refused(checkpoint: Path, image_file: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["image", str(image_file), "--point", "64,48", "--out", str(tmp_path / "o"), "--precision", "fp16",
+                 *model_args(checkpoint)])
+    assert code == 1
+    assert "--precision fp16: fp16 is not supported on the CPU" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ def build_model(
     device: str | torch.device | None = None,
     *,
     strict: bool = True,
+    precision: str | torch.dtype = "fp32",
 ) -> SAM2Model:
     """Build a SAM 2 model in eval mode, optionally loading weights.
 
@@ -32,6 +34,12 @@ def build_model(
         device: ``"cpu"``, ``"cuda"``, ``"mps"`` ...; default: the best available.
         strict: raise :class:`~sam2kit.checkpoint.CheckpointMismatchError` on any missing,
             unexpected or mis-shaped key.
+        precision: ``"fp32"`` (default, exact), or the opt-in reduced precision ``"bf16"`` (CPUs with
+            AVX-512 BF16 or AMX, and GPUs) or ``"fp16"`` (GPUs): the image encoder and the memory
+            attention, nearly all the FLOPs, run in that dtype; the heads stay float32 (see
+            :meth:`SAM2Model.set_precision`).
+    Raises:
+        ValueError: an unknown precision, or fp16 on the CPU.
     """
     if isinstance(config, (str, Path)) and str(config).endswith((".yaml", ".yml")) and Path(config).is_file():
         from .config import config_from_yaml
@@ -43,7 +51,66 @@ def build_model(
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, strict=strict, config_name=cfg.name)
     model.config = cfg  # type: ignore[assignment]
-    return model.to(resolve_device(device)).eval()
+    torch_device = resolve_device(device)
+    dtype = resolve_precision(precision, torch_device)
+    model = model.to(torch_device).eval()
+    if dtype != torch.float32:
+        model.set_precision(dtype)
+    return model
+
+
+#: Names accepted for ``precision``.
+PRECISIONS = {
+    "fp32": torch.float32, "float32": torch.float32,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp16": torch.float16, "float16": torch.float16,
+}
+
+
+def resolve_precision(precision: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """``"fp32"`` / ``"bf16"`` / ``"fp16"`` (or a dtype) -> the dtype, checked against the device.
+
+    bf16 on a CPU without bf16 instructions (AVX-512 BF16 or AMX) still works but is emulated and
+    slower than fp32, so it warns.
+
+    Raises:
+        ValueError: an unknown name, or fp16 on the CPU (no fast fp16 matmuls there; use bf16).
+    """
+    if isinstance(precision, torch.dtype):
+        dtype = precision
+        if dtype not in PRECISIONS.values():
+            raise ValueError(f"unsupported precision {dtype}; use one of fp32, bf16, fp16")
+    else:
+        try:
+            dtype = PRECISIONS[str(precision).lower()]
+        except KeyError:
+            raise ValueError(f"unknown precision {precision!r}; use one of fp32, bf16, fp16") from None
+    if device.type == "cpu" and dtype == torch.float16:
+        raise ValueError("fp16 is not supported on the CPU (its fp16 matmuls are slow); use bf16 or fp32")
+    if device.type == "cpu" and dtype == torch.bfloat16 and not cpu_has_bf16():
+        warnings.warn(
+            "this CPU has no bf16 instructions (AVX-512 BF16 / AMX): bf16 runs emulated, slower than fp32",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return dtype
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 matmuls natively: the ``avx512_bf16`` or ``amx_bf16`` flag
+    on Linux x86; elsewhere what oneDNN reports."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        pass
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _construct(cfg: SAM2Config) -> SAM2Model:
@@ -122,6 +189,7 @@ def from_pretrained(
     *,
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
+    precision: str | torch.dtype = "fp32",
 ) -> SAM2Model:
     """Build a model from a Hugging Face hub id (one of the eight official repositories).
 
@@ -131,4 +199,4 @@ def from_pretrained(
     from .checkpoint import download_checkpoint
 
     path = download_checkpoint(model_id, cache_dir=cache_dir, local_files_only=local_files_only)
-    return build_model(model_id, checkpoint=path, device=device)
+    return build_model(model_id, checkpoint=path, device=device, precision=precision)

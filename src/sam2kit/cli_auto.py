@@ -86,6 +86,7 @@ def segment_everything(
     config: str | None = None,
     device: str | None = None,
     image_size: int | None = None,
+    precision: str = "fp32",
     progress: bool = True,
     **generator_options: Any,
 ) -> dict[str, Any]:
@@ -114,7 +115,7 @@ def segment_everything(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a folder")
-    model, model_info = load_model(checkpoint, config, device, image_size)
+    model, model_info = load_model(checkpoint, config, device, image_size, precision)
     generator = MaskGenerator(model, output_mode="binary_mask", **generator_options)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -173,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         config=args.config,
         device=args.device,
         image_size=args.image_size,
+        precision=args.precision,
         progress=not getattr(args, "quiet", False),
         points_per_side=args.points_per_side,
         points_per_batch=args.points_per_batch,

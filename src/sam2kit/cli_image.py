@@ -39,6 +39,7 @@ def load_model(
     config: str | None = None,
     device: str | None = None,
     image_size: int | None = None,
+    precision: str = "fp32",
 ) -> tuple[Any, dict[str, Any]]:
     """Build the model named by the CLI model options.
 
@@ -48,9 +49,10 @@ def load_model(
             an official checkpoint file name (``sam2.1_hiera_tiny.pt``).
         device: a torch device string; default the best available.
         image_size: override of the config's input resolution (custom models only).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (see :func:`sam2kit.build_model`).
     Returns:
         ``(model, info)``: the :class:`~sam2kit.modeling.sam2.SAM2Model` in eval mode, and a JSON-able
-        description ``{"checkpoint", "config", "image_size", "device"}``.
+        description ``{"checkpoint", "config", "image_size", "device", "precision"}``.
     Raises:
         ModelSpecError: unknown checkpoint / config, or a config that cannot be inferred.
         FileNotFoundError: a YAML config that does not exist.
@@ -75,7 +77,12 @@ def load_model(
         cfg = cfg.replace(image_size=image_size)
     torch_device = _resolve_device(device)
 
-    from .build import build_model
+    from .build import build_model, resolve_precision
+
+    try:
+        resolve_precision(precision, torch_device)
+    except ValueError as err:
+        raise ModelSpecError(f"--precision {precision}: {err}") from None
     from .checkpoint import download_checkpoint
 
     started = time.perf_counter()
@@ -85,9 +92,10 @@ def load_model(
     else:
         path = local
     logger.info("loading %s (%s, %dpx) on %s", path, cfg.name, cfg.image_size, torch_device)
-    model = build_model(cfg, checkpoint=path, device=torch_device)
+    model = build_model(cfg, checkpoint=path, device=torch_device, precision=precision)
     logger.debug("model ready in %.2f s", time.perf_counter() - started)
-    info = {"checkpoint": checkpoint, "config": cfg.name, "image_size": cfg.image_size, "device": str(torch_device)}
+    info = {"checkpoint": checkpoint, "config": cfg.name, "image_size": cfg.image_size, "device": str(torch_device),
+            "precision": precision}
     return model, info
 
 
@@ -274,6 +282,7 @@ def segment_image(
     config: str | None = None,
     device: str | None = None,
     image_size: int | None = None,
+    precision: str = "fp32",
     multimask: bool = False,
     max_hole_area: float = 0.0,
     max_sprinkle_area: float = 0.0,
@@ -299,7 +308,7 @@ def segment_image(
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a folder")
 
-    model, model_info = load_model(checkpoint, config, device, image_size)
+    model, model_info = load_model(checkpoint, config, device, image_size, precision)
     from .predict.image import ImagePredictor
 
     predictor = ImagePredictor(model, max_hole_area=max_hole_area, max_sprinkle_area=max_sprinkle_area)
@@ -355,6 +364,7 @@ def run(args: argparse.Namespace) -> int:
         config=args.config,
         device=args.device,
         image_size=args.image_size,
+        precision=args.precision,
         multimask=args.multimask,
         max_hole_area=args.max_hole_area,
         max_sprinkle_area=args.max_sprinkle_area,

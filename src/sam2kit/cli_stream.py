@@ -126,6 +126,7 @@ def track_stream(
     config: str | None = None,
     device: str | None = None,
     image_size: int | None = None,
+    precision: str = "fp32",
     overlay: str | Path | None = None,
     max_frames: int | None = None,
     max_cond_frames: int | None = 8,
@@ -161,7 +162,7 @@ def track_stream(
     source = str(source)
     _check_source(source)
     overlay_path = _check_overlay_path(overlay)
-    model, _ = load_model(checkpoint, config, device, image_size)
+    model, _ = load_model(checkpoint, config, device, image_size, precision)
     predictor = StreamPredictor(model, max_cond_frames=max_cond_frames)
 
     stream = open_stream(source)
@@ -234,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
         config=args.config,
         device=args.device,
         image_size=args.image_size,
+        precision=args.precision,
         overlay=args.overlay,
         max_frames=args.max_frames,
         max_cond_frames=args.max_cond_frames,

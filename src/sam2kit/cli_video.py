@@ -293,6 +293,7 @@ def track_video(
     config: str | None = None,
     device: str | None = None,
     image_size: int | None = None,
+    precision: str = "fp32",
     palette: bool = False,
     overlay: str | Path | None = None,
     reverse: bool = False,
@@ -350,7 +351,7 @@ def track_video(
             raise FileExistsError(f"--out {out} exists and is not a folder")
         overlay_path = _check_overlay_path(overlay)
 
-        model, model_info = load_model(checkpoint, config, device, image_size)
+        model, model_info = load_model(checkpoint, config, device, image_size, precision)
         predictor = VideoPredictor(model, fill_hole_area=fill_hole_area, non_overlap_masks=non_overlap,
                                    show_progress=show_progress)
         earliest = min(prompt.frame for prompt in prompts)
@@ -422,6 +423,7 @@ def run(args: argparse.Namespace) -> int:
         config=args.config,
         device=args.device,
         image_size=args.image_size,
+        precision=args.precision,
         palette=args.palette,
         overlay=args.overlay,
         reverse=args.reverse,

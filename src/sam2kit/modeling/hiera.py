@@ -12,6 +12,11 @@ from torch import nn
 
 from .common import MLP, attention
 
+#: Tokens per group of windows in :meth:`MultiScaleBlock._forward_by_windows` (e.g. 64 windows
+#: of 8x8): large enough for efficient matmuls, small enough for the group's activations
+#: (about 4096 x 4 x dim floats in the MLP) to stay in the CPU's caches.
+WINDOW_GROUP_TOKENS = 4096
+
 
 def window_partition(x: torch.Tensor, window: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """``(B, H, W, C)`` -> ``(B * num_windows, window, window, C)`` and the padded (H, W)."""
@@ -102,6 +107,8 @@ class MultiScaleBlock(nn.Module):
             self.proj = nn.Linear(dim, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, dim) -> (B, H', W', dim_out)
+        if self._can_run_by_windows(x):
+            return self._forward_by_windows(x)
         shortcut = x
         x = self.norm1(x)
         if self.dim != self.dim_out:
@@ -120,6 +127,43 @@ class MultiScaleBlock(nn.Module):
             x = window_unpartition(x, window, padded, (h, w))
         x = shortcut + x
         return x + self.mlp(self.norm2(x))
+
+    def _can_run_by_windows(self, x: torch.Tensor) -> bool:
+        """Whether the whole block can run window group by window group: windowed attention, a
+        map that needs no padding, and q-pooling (if any) that stays inside the windows."""
+        window = self.window_size
+        if window == 0 or x.shape[1] % window or x.shape[2] % window:
+            return False
+        if self.q_stride is None:
+            return True
+        stride_h, stride_w = self.q_stride
+        return stride_h == stride_w and window % stride_h == 0
+
+    def _forward_by_windows(self, x: torch.Tensor) -> torch.Tensor:
+        """Same result as the plain path, computed on groups of windows of ~``WINDOW_GROUP_TOKENS``
+        tokens. Every op of the block is per token or per window, so each group runs the whole
+        block (norms, q/k/v, attention, MLP) on tensors that stay in cache, and no activation of
+        the full map is allocated except the block's output."""
+        b, h, w, _ = x.shape
+        window = self.window_size
+        stride_h, stride_w = self.q_stride or (1, 1)
+        out_window = (window // stride_h, window // stride_w)
+        windows, _ = window_partition(x, window)  # (B * nW, window, window, dim)
+        num_windows = windows.shape[0]
+        out = windows.new_empty(num_windows, out_window[0], out_window[1], self.dim_out)
+        group = max(1, WINDOW_GROUP_TOKENS // (window * window))
+        for start in range(0, num_windows, group):
+            part = windows[start : start + group]
+            normed = self.norm1(part)
+            shortcut = part
+            if self.dim != self.dim_out:
+                shortcut = self.proj(normed)
+                if self.pool is not None:
+                    shortcut = _pool_nhwc(shortcut, self.pool)
+            y = shortcut + self.attn(normed)
+            out[start : start + group] = y + self.mlp(self.norm2(y))
+        out_hw = (h // stride_h, w // stride_w)
+        return window_unpartition(out, out_window[0], out_hw, out_hw)
 
 
 class Hiera(nn.Module):
@@ -147,6 +191,7 @@ class Hiera(nn.Module):
         self.patch_embed = PatchEmbed(embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, embed_dim, *window_pos_embed_bkg_spatial_size))
         self.pos_embed_window = nn.Parameter(torch.zeros(1, embed_dim, window_spec[0], window_spec[0]))
+        self._pos_cache: tuple[tuple, torch.Tensor] | None = None
 
         self.blocks = nn.ModuleList()
         stage = 0
@@ -172,11 +217,22 @@ class Hiera(nn.Module):
             dim = dim_out
 
     def _position_embedding(self, h: int, w: int) -> torch.Tensor:
-        """Background embedding resized to (h, w) plus the tiled window embedding: ``(1, h, w, C)``."""
+        """Background embedding resized to (h, w) plus the tiled window embedding: ``(1, h, w, C)``.
+
+        It depends only on the weights and the grid size, so it is cached; the key holds the
+        parameters' version counters, so loading new weights recomputes it.
+        """
+        key = (h, w, self.pos_embed.dtype, self.pos_embed.device, self.pos_embed._version,
+               self.pos_embed_window._version, id(self.pos_embed), id(self.pos_embed_window))
+        if self._pos_cache is not None and self._pos_cache[0] == key:
+            return self._pos_cache[1]
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
         window = self.pos_embed_window
         reps = [p // s for p, s in zip(pos.shape, window.shape)]
-        return (pos + window.tile(reps)).permute(0, 2, 3, 1)
+        embedding = (pos + window.tile(reps)).permute(0, 2, 3, 1)
+        if not torch.is_grad_enabled() or not self.pos_embed.requires_grad:
+            self._pos_cache = (key, embedding)
+        return embedding
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:  # (B, 3, H, W)
         x = self.patch_embed(image)

@@ -31,6 +31,27 @@ class MemoryAttentionLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)
 
+    def attend_self(self, tgt: torch.Tensor) -> torch.Tensor:
+        """The self-attention sub-layer: ``(B, HW, C)`` -> ``(B, HW, C)``."""
+        normed = self.norm1(tgt)
+        return tgt + self.self_attn(normed, normed, normed)
+
+    def attend_memory(
+        self, tgt: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor, num_k_exclude_rope: int = 0
+    ) -> torch.Tensor:
+        """Cross-attention to the memories, then the MLP.
+
+        ``tgt`` ``(B or 1, HW, C)``, ``memory`` / ``memory_pos`` ``(B, M, C_mem)`` -> ``(B, HW, C)``.
+        A ``tgt`` of batch 1 is shared by every memory batch entry (its query projection runs once).
+        Position encodings enter only the keys (RoPE handles the queries).
+        """
+        normed = self.norm2(tgt)
+        tgt = tgt + self.cross_attn_image(
+            normed, memory + memory_pos, memory, num_k_exclude_rope=num_k_exclude_rope
+        )
+        normed = self.norm3(tgt)
+        return tgt + self.linear2(F.relu(self.linear1(normed)))
+
     def forward(
         self,
         tgt: torch.Tensor,
@@ -38,18 +59,8 @@ class MemoryAttentionLayer(nn.Module):
         memory_pos: torch.Tensor,
         num_k_exclude_rope: int = 0,
     ) -> torch.Tensor:
-        """``tgt`` ``(B, HW, C)``, ``memory`` / ``memory_pos`` ``(B, M, C_mem)`` -> ``(B, HW, C)``.
-
-        Position encodings enter only the cross-attention keys (RoPE handles the rest).
-        """
-        normed = self.norm1(tgt)
-        tgt = tgt + self.self_attn(normed, normed, normed)
-        normed = self.norm2(tgt)
-        tgt = tgt + self.cross_attn_image(
-            normed, memory + memory_pos, memory, num_k_exclude_rope=num_k_exclude_rope
-        )
-        normed = self.norm3(tgt)
-        return tgt + self.linear2(F.relu(self.linear1(normed)))
+        """``tgt`` ``(B, HW, C)``, ``memory`` / ``memory_pos`` ``(B, M, C_mem)`` -> ``(B, HW, C)``."""
+        return self.attend_memory(self.attend_self(tgt), memory, memory_pos, num_k_exclude_rope)
 
 
 class MemoryAttention(nn.Module):
@@ -71,13 +82,22 @@ class MemoryAttention(nn.Module):
         )
         self.norm = nn.LayerNorm(d_model)
 
+    def encode_query(self, curr: torch.Tensor, curr_pos: torch.Tensor) -> torch.Tensor:
+        """Everything before the first memory is seen: the scaled position encoding and the first
+        layer's self-attention. ``curr`` / ``curr_pos`` ``(HW, B, C)`` -> ``(B, HW, C)``.
+
+        It depends on the frame only, so one result serves every object tracked on that frame.
+        """
+        return self.layers[0].attend_self((curr + 0.1 * curr_pos).transpose(0, 1))
+
     def forward(
         self,
-        curr: torch.Tensor,
-        curr_pos: torch.Tensor,
+        curr: torch.Tensor | None,
+        curr_pos: torch.Tensor | None,
         memory: torch.Tensor,
         memory_pos: torch.Tensor,
         num_obj_ptr_tokens: int = 0,
+        query: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sequence-first tensors, as the model keeps them.
 
@@ -85,12 +105,17 @@ class MemoryAttention(nn.Module):
             curr: ``(HW, B, C)`` current frame features; ``curr_pos`` its position encoding.
             memory: ``(M, B, C_mem)`` spatial memories followed by ``num_obj_ptr_tokens`` pointer
                 tokens; ``memory_pos`` their encodings.
+            query: the output of :meth:`encode_query` ``(B or 1, HW, C)``, given instead of
+                ``curr`` / ``curr_pos`` when it was already computed for this frame; batch 1 is
+                shared by all B memory entries.
         Returns:
             ``(HW, B, C)`` memory-conditioned features.
         """
-        output = (curr + 0.1 * curr_pos).transpose(0, 1)
+        if query is None:
+            query = self.encode_query(curr, curr_pos)  # type: ignore[arg-type]
         memory = memory.transpose(0, 1)
         memory_pos = memory_pos.transpose(0, 1)
-        for layer in self.layers:
+        output = self.layers[0].attend_memory(query, memory, memory_pos, num_k_exclude_rope=num_obj_ptr_tokens)
+        for layer in self.layers[1:]:
             output = layer(output, memory, memory_pos, num_k_exclude_rope=num_obj_ptr_tokens)
         return self.norm(output).transpose(0, 1)

@@ -6,7 +6,7 @@ which pass the memories to :meth:`SAM2Model.track_step` as plain mappings ``fram
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
 import torch
@@ -35,11 +35,15 @@ class FrameFeatures:
             The two high-resolution levels already went through the decoder's ``conv_s0`` / ``conv_s1``.
         vision_pos: matching position encodings ``(H_i * W_i, B, C)``.
         feat_sizes: ``(H_i, W_i)`` of each level.
+        shared: results that depend on the frame only, not on the objects tracked on it (the memory
+            attention's query, see :meth:`SAM2Model.memory_query`), computed once and reused by
+            every batch of objects. :meth:`expand` keeps it, :meth:`select` starts a new one.
     """
 
     vision_feats: list[torch.Tensor]
     vision_pos: list[torch.Tensor]
     feat_sizes: list[tuple[int, int]]
+    shared: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def batch_size(self) -> int:
@@ -64,11 +68,20 @@ class FrameFeatures:
         """Broadcast a single frame's features to ``batch`` objects (a view, no copy)."""
         if self.batch_size == batch:
             return self
+        if self.batch_size != 1:
+            raise ValueError(f"only single-frame features can be expanded, these hold {self.batch_size}")
         return FrameFeatures(
             [f.expand(-1, batch, -1) for f in self.vision_feats],
             [p.expand(-1, batch, -1) for p in self.vision_pos],
             self.feat_sizes,
+            self.shared,
         )
+
+    @property
+    def is_single_frame(self) -> bool:
+        """Whether every batch entry holds the same frame (batch 1, or an :meth:`expand` view)."""
+        top = self.vision_feats[-1]
+        return top.shape[1] == 1 or top.stride(1) == 0
 
 
 @dataclass
@@ -244,16 +257,33 @@ class SAM2Model(nn.Module):
     def device(self) -> torch.device:
         return self.no_mem_embed.device
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype of the image encoder and the memory attention (see :meth:`set_precision`)."""
+        return self.memory_attention.norm.weight.dtype
+
+    def set_precision(self, dtype: torch.dtype) -> "SAM2Model":
+        """Run the image encoder and the memory attention, where nearly all the FLOPs are, in
+        ``dtype`` (``torch.bfloat16``, ``torch.float16`` or ``torch.float32``). The prompt encoder,
+        mask decoder, memory encoder and object pointers stay in float32, and every tensor the
+        model returns is float32. Returns ``self``."""
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise ValueError(f"precision must be float32, bfloat16 or float16, got {dtype}")
+        self.image_encoder.to(dtype)
+        self.memory_attention.to(dtype)
+        return self
+
     # ------------------------------------------------------------------ image features
     def forward_image(self, images: torch.Tensor) -> FrameFeatures:
-        """``(B, 3, S, S)`` normalised images -> :class:`FrameFeatures`."""
-        backbone = self.image_encoder(images)
-        levels = list(backbone.backbone_fpn)
+        """``(B, 3, S, S)`` normalised images -> :class:`FrameFeatures` (float32, whatever the
+        :attr:`compute_dtype` of the encoder)."""
+        backbone = self.image_encoder(images.to(self.compute_dtype))
+        levels = [level.float() for level in backbone.backbone_fpn]
         if self.use_high_res_features_in_sam:
             levels[0] = self.sam_mask_decoder.conv_s0(levels[0])
             levels[1] = self.sam_mask_decoder.conv_s1(levels[1])
         levels = levels[-self.num_feature_levels :]
-        positions = backbone.vision_pos_enc[-self.num_feature_levels :]
+        positions = [pos.float() for pos in backbone.vision_pos_enc[-self.num_feature_levels :]]
         return FrameFeatures(
             vision_feats=[x.flatten(2).permute(2, 0, 1) for x in levels],
             vision_pos=[x.flatten(2).permute(2, 0, 1) for x in positions],
@@ -397,20 +427,16 @@ class SAM2Model(nn.Module):
         self,
         frame_idx: int,
         is_init_cond_frame: bool,
-        vision_feat: torch.Tensor,
-        vision_pos: torch.Tensor,
-        feat_size: tuple[int, int],
+        features: FrameFeatures,
         cond_outputs: Mapping[int, MemoryLike],
         non_cond_outputs: Mapping[int, MemoryLike],
         num_frames: int | None,
         track_in_reverse: bool = False,
     ) -> torch.Tensor:
-        """Fuse the current frame's top-level features ``(HW, B, C)`` with remembered frames.
-
-        Returns ``(B, C, H, W)``.
-        """
+        """Fuse the current frame's top-level features with remembered frames: ``(B, C, H, W)``."""
+        vision_feat = features.vision_feats[-1]  # (HW, B, C)
         batch = vision_feat.shape[1]
-        h, w = feat_size
+        h, w = features.feat_sizes[-1]
         hidden = self.hidden_dim
         if self.num_maskmem == 0:
             return vision_feat.permute(1, 2, 0).reshape(batch, hidden, h, w)
@@ -426,7 +452,7 @@ class SAM2Model(nn.Module):
             if not cond_outputs:
                 raise ValueError("a non-initial frame needs at least one conditioning frame in memory")
             selected, unselected = select_closest_cond_frames(frame_idx, cond_outputs, self.max_cond_frames_in_attn)
-            dtype = vision_feat.dtype
+            dtype = self.compute_dtype
             memories, memory_positions = [], []
             slots: list[tuple[int, MemoryLike | None]] = [(0, out) for out in selected.values()]
             for t_pos, prev in self._memory_frame_offsets(frame_idx, track_in_reverse):
@@ -439,8 +465,8 @@ class SAM2Model(nn.Module):
                     continue
                 feats = entry.maskmem_features.to(device=vision_feat.device, dtype=dtype)
                 memories.append(feats.flatten(2).permute(2, 0, 1))
-                pos = entry.maskmem_pos_enc.to(device=vision_feat.device, dtype=dtype).flatten(2).permute(2, 0, 1)
-                memory_positions.append(pos + self.maskmem_tpos_enc[self.num_maskmem - t_pos - 1])
+                pos = entry.maskmem_pos_enc.to(device=vision_feat.device).flatten(2).permute(2, 0, 1)
+                memory_positions.append((pos + self.maskmem_tpos_enc[self.num_maskmem - t_pos - 1]).to(dtype))
 
             if self.use_obj_ptrs_in_encoder:
                 ptrs, num_obj_ptr_tokens = self._object_pointer_tokens(
@@ -453,13 +479,28 @@ class SAM2Model(nn.Module):
             memory_pos = torch.cat(memory_positions, dim=0)
 
         fused = self.memory_attention(
-            curr=vision_feat,
-            curr_pos=vision_pos,
-            memory=memory,
-            memory_pos=memory_pos,
+            curr=None,
+            curr_pos=None,
+            memory=memory.to(self.compute_dtype),
+            memory_pos=memory_pos.to(self.compute_dtype),
             num_obj_ptr_tokens=num_obj_ptr_tokens,
+            query=self.memory_query(features),
         )
-        return fused.permute(1, 2, 0).reshape(batch, hidden, h, w)
+        return fused.to(vision_feat.dtype).permute(1, 2, 0).reshape(batch, hidden, h, w)
+
+    def memory_query(self, features: FrameFeatures) -> torch.Tensor:
+        """The memory attention's query of a frame (:meth:`MemoryAttention.encode_query`):
+        ``(1, HW, C)`` when every batch entry holds the same frame, computed once per frame and
+        kept in ``features.shared``; else ``(B, HW, C)``."""
+        vision_feat, vision_pos = features.vision_feats[-1], features.vision_pos[-1]
+        dtype = self.compute_dtype
+        if not features.is_single_frame:
+            return self.memory_attention.encode_query(vision_feat.to(dtype), vision_pos.to(dtype))
+        query = features.shared.get("memory_query")
+        if query is None:
+            query = self.memory_attention.encode_query(vision_feat[:, :1].to(dtype), vision_pos[:, :1].to(dtype))
+            features.shared["memory_query"] = query
+        return query
 
     def _object_pointer_tokens(
         self,
@@ -584,9 +625,7 @@ class SAM2Model(nn.Module):
             pix_feat = self.prepare_memory_conditioned_features(
                 frame_idx,
                 is_init_cond_frame,
-                features.vision_feats[-1],
-                features.vision_pos[-1],
-                (h, w),
+                features,
                 cond_outputs,
                 non_cond_outputs,
                 num_frames,

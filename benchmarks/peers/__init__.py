@@ -1,0 +1,1 @@
+"""Third-party peers of the benchmarks (other SAM 2 implementations driven on the same weights)."""
