@@ -118,3 +118,13 @@ def test_memory_query_runs_once_per_frame_for_all_objects(tiny: torch.nn.Module,
     for index, obj_id in enumerate((1, 2)):
         for frame_all, frame_alone in zip(together, track([obj_id])):
             torch.testing.assert_close(frame_all[index], frame_alone[0], atol=1e-4, rtol=1e-4)
+
+
+def test_chunked_bf16_attention_matches_the_fused_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long bf16 attention with wide heads runs in query chunks (the last one partial)."""
+    monkeypatch.setattr(common, "BF16_QUERY_CHUNK", 96)
+    generator = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 1, n, 128, generator=generator) for n in (300, 700, 700))
+    chunked = common.attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert chunked.dtype == torch.bfloat16 and chunked.shape == q.shape
+    torch.testing.assert_close(chunked.float(), F.scaled_dot_product_attention(q, k, v), atol=2e-2, rtol=2e-2)

@@ -59,12 +59,29 @@ class LayerNorm2d(nn.Module):
 #: 14x14 windows), where the plain form runs 1.5-3x faster. Long sequences keep the fused kernel,
 #: which never materialises the (Nq, Nk) score matrix.
 SMALL_ATTENTION_PAIRS = 256 * 256
+#: Queries per chunk of long bf16 attention on the CPU (see :func:`attention`).
+BF16_QUERY_CHUNK = 512
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Scaled dot-product attention: ``q`` ``(B, heads, Nq, D)``, ``k`` / ``v`` ``(B, heads, Nk, D)``
     -> ``(B, heads, Nq, D)``."""
-    if q.device.type == "cpu" and q.shape[-2] * k.shape[-2] <= SMALL_ATTENTION_PAIRS:
-        scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
-        return torch.matmul(scores.softmax(dim=-1), v)
+    if q.device.type == "cpu":
+        if q.shape[-2] * k.shape[-2] <= SMALL_ATTENTION_PAIRS:
+            return _plain_attention(q, k, v)
+        if q.dtype == torch.bfloat16 and q.shape[-1] >= 128:
+            # The fused CPU kernel runs bf16 no faster than fp32; with wide heads (the memory
+            # attention's 256) chunks of queries through bf16 matmuls run 1.3-1.7x faster, and
+            # each chunk's (chunk, Nk) scores stay small.
+            out = torch.empty_like(q)
+            for start in range(0, q.shape[-2], BF16_QUERY_CHUNK):
+                out[..., start : start + BF16_QUERY_CHUNK, :] = _plain_attention(
+                    q[..., start : start + BF16_QUERY_CHUNK, :], k, v
+                )
+            return out
     return F.scaled_dot_product_attention(q, k, v)
+
+
+def _plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
+    return torch.matmul(scores.softmax(dim=-1), v)
