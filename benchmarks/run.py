@@ -298,21 +298,24 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _stage_summary(steps: list[dict[str, Any]], counted: dict[str, Any], gemm: dict[str, Any]) -> dict[str, Any]:
-    """Median seconds per stage over the timed frames, FLOPs of the counted frame, the rates."""
+    """Per stage: median seconds and median share of the frame over the timed frames, FLOPs of the
+    counted frame, the rate; "other" is each frame's time outside the stages, then its median."""
     frame = statistics.median(step["seconds"] for step in steps)
     stages = {}
     for name in steps[0]["stage_s"]:
         seconds = statistics.median(step["stage_s"][name] for step in steps)
         gflop = counted.get("stage_gflop", {}).get(name)
-        stages[name] = {"seconds": seconds, "share": seconds / frame, "gflop": gflop,
-                        "gflops": gflop / seconds if gflop and seconds else None}
-    other = frame - sum(s["seconds"] for s in stages.values())
+        stages[name] = {"seconds": seconds,
+                        "share": statistics.median(step["stage_s"][name] / step["seconds"] for step in steps),
+                        "gflop": gflop, "gflops": gflop / seconds if gflop and seconds else None}
+    others = [step["seconds"] - sum(step["stage_s"].values()) for step in steps]
     fp32 = gemm.get("float32", {}).get("gflops")
     if fp32:
         for stage in stages.values():
             if stage["gflops"]:
                 stage["of_fp32_gemm"] = stage["gflops"] / fp32
-    return {"frame_s": frame, "stages": stages, "other_s": other, "other_share": other / frame}
+    return {"frame_s": frame, "stages": stages, "other_s": statistics.median(others),
+            "other_share": statistics.median(o / step["seconds"] for o, step in zip(others, steps))}
 
 
 # ---------------------------------------------------------------------------- report

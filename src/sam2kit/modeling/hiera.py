@@ -144,13 +144,13 @@ class MultiScaleBlock(nn.Module):
         tokens. Every op of the block is per token or per window, so each group runs the whole
         block (norms, q/k/v, attention, MLP) on tensors that stay in cache, and no activation of
         the full map is allocated except the block's output."""
-        b, h, w, _ = x.shape
+        h, w = x.shape[1:3]
         window = self.window_size
-        stride_h, stride_w = self.q_stride or (1, 1)
-        out_window = (window // stride_h, window // stride_w)
+        stride = self.q_stride[0] if self.q_stride else 1  # square (see _can_run_by_windows)
+        out_window = window // stride
         windows, _ = window_partition(x, window)  # (B * nW, window, window, dim)
         num_windows = windows.shape[0]
-        out = windows.new_empty(num_windows, out_window[0], out_window[1], self.dim_out)
+        out = windows.new_empty(num_windows, out_window, out_window, self.dim_out)
         group = max(1, WINDOW_GROUP_TOKENS // (window * window))
         for start in range(0, num_windows, group):
             part = windows[start : start + group]
@@ -162,8 +162,8 @@ class MultiScaleBlock(nn.Module):
                     shortcut = _pool_nhwc(shortcut, self.pool)
             y = shortcut + self.attn(normed)
             out[start : start + group] = y + self.mlp(self.norm2(y))
-        out_hw = (h // stride_h, w // stride_w)
-        return window_unpartition(out, out_window[0], out_hw, out_hw)
+        out_hw = (h // stride, w // stride)
+        return window_unpartition(out, out_window, out_hw, out_hw)
 
 
 class Hiera(nn.Module):

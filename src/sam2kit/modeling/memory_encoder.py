@@ -71,8 +71,9 @@ class Fuser(nn.Module):
 
 
 class MemoryEncoder(nn.Module):
-    """``pix_feat`` ``(B, in_dim, H, W)`` + mask ``(B, 1, 16H, 16W)`` -> memory features
-    ``(B, out_dim, H, W)`` and their sine position encoding (same shape)."""
+    """``pix_feat`` ``(B or 1, in_dim, H, W)`` + mask ``(B, 1, 16H, 16W)`` -> memory features
+    ``(B, out_dim, H, W)`` and their sine position encoding (same shape). A ``pix_feat`` of batch 1
+    is shared by all B masks (objects on the same frame)."""
 
     def __init__(self, out_dim: int = 64, in_dim: int = 256, num_fuser_layers: int = 2) -> None:
         super().__init__()

@@ -565,9 +565,11 @@ class SAM2Model(nn.Module):
 
         Returns ``maskmem_features`` and ``maskmem_pos_enc``, both ``(B, mem_dim, H, W)``.
         """
-        batch = features.batch_size
         h, w = features.feat_sizes[-1]
-        pix_feat = features.vision_feats[-1].permute(1, 2, 0).reshape(batch, self.hidden_dim, h, w)
+        top = features.vision_feats[-1]
+        if features.is_single_frame:  # one frame for every object: its projection runs once
+            top = top[:, :1]
+        pix_feat = top.permute(1, 2, 0).reshape(top.shape[1], self.hidden_dim, h, w)
         if self.non_overlap_masks_for_mem_enc and not self.training:
             pred_masks_high_res = apply_non_overlapping_constraints(pred_masks_high_res)
         if self.binarize_mask_from_pts_for_mem_enc and is_mask_from_pts and not self.training:

@@ -20,6 +20,8 @@ from .transforms import (
 )
 
 #: Low-resolution logits are clamped to this range before being handed back (as the reference).
+#: Prompts decoded together on the CPU (see :meth:`ImagePredictor.predict_torch`).
+PROMPTS_PER_DECODE = 1
 LOW_RES_CLAMP = 32.0
 
 
@@ -263,13 +265,34 @@ class ImagePredictor:
             masks_in = masks_in.expand(prompt_batch, -1, -1, -1)
 
         sparse, dense = self.model.sam_prompt_encoder(points=points, boxes=None, masks=masks_in)
+        # On the CPU, prompts are decoded one at a time: the decoder's (prompts, HW, C) activations
+        # then stay small enough to be reused from the allocator's free lists instead of being
+        # mapped (and page-faulted) afresh, which makes 16 boxes about 2x faster. Each prompt's
+        # decoding is independent, so the results are the same.
+        chunk = PROMPTS_PER_DECODE if device.type == "cpu" else prompt_batch
+        outputs = [self._decode(sparse[i : i + chunk], dense[i : i + chunk], img_idx, multimask_output, orig_hw,
+                                return_logits) for i in range(0, prompt_batch, chunk)]
+        masks, ious, low_res = (torch.cat(parts, dim=0) for parts in zip(*outputs))
+        return masks, ious, low_res
+
+    def _decode(
+        self,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+        img_idx: int,
+        multimask_output: bool,
+        orig_hw: tuple[int, int],
+        return_logits: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Decode prompt embeddings ``(P, N, C)`` / ``(P, C, h, w)`` -> masks ``(P, M, H, W)``,
+        IoU ``(P, M)``, low-res logits ``(P, M, S/4, S/4)``."""
         decoded = self.model.sam_mask_decoder(
             image_embeddings=self._image_embed[img_idx : img_idx + 1],  # type: ignore[index]
             image_pe=self.model.sam_prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask_output,
-            repeat_image=prompt_batch > 1,
+            repeat_image=sparse.shape[0] > 1,
             high_res_features=[feat[img_idx : img_idx + 1] for feat in self._high_res_feats],
         )
         low_res = decoded.masks.float()
