@@ -389,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=1024, help="model resolution (default 1024)")
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 3], help="object counts to propagate (default 1 3)")
     parser.add_argument("--propagation-frames", type=int, default=5, help="timed frames per side (default 5)")
-    parser.add_argument("--propagation-warmup", type=int, default=2, help="untimed frames after the prompt (default 2)")
+    parser.add_argument("--propagation-warmup", type=int, default=6,
+                        help="untimed frames after the prompt (default 6: every timed frame then attends to a "
+                        "full bank of 7 memories, the frame whose FLOPs are counted)")
     parser.add_argument("--video-frames", type=int, default=300, help="frames of the first-mask video (default 300)")
     parser.add_argument("--rss-lengths", type=int, nargs=2, default=[100, 1000], help="video lengths (default 100 1000)")
     parser.add_argument("--rss-image-size", type=int, default=256, help="model resolution of the RSS figure (default 256)")

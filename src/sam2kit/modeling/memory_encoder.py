@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .common import LayerNorm2d
@@ -52,7 +53,10 @@ class CXBlock(nn.Module):
         self.gamma = nn.Parameter(layer_scale_init_value * torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
-        y = self.norm(self.dwconv(x)).permute(0, 2, 3, 1)
+        # The MLP runs channels-last, so the norm runs there too: one fused layer_norm over the
+        # last axis instead of LayerNorm2d's five full-size temporaries over the channel axis.
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = F.layer_norm(y, (y.shape[-1],), self.norm.weight, self.norm.bias, self.norm.eps)
         y = self.pwconv2(self.act(self.pwconv1(y)))
         return x + (self.gamma * y).permute(0, 3, 1, 2)
 
