@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .common import LayerNorm2d
@@ -46,17 +45,14 @@ class CXBlock(nn.Module):
     def __init__(self, dim: int = 256, kernel_size: int = 7, padding: int = 3, layer_scale_init_value: float = 1e-6) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=kernel_size, padding=padding, groups=dim)
-        self.norm = LayerNorm2d(dim, eps=1e-6)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)  # channels-last, where the MLP runs
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
         self.pwconv2 = nn.Linear(4 * dim, dim)
         self.gamma = nn.Parameter(layer_scale_init_value * torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
-        # The MLP runs channels-last, so the norm runs there too: one fused layer_norm over the
-        # last axis instead of LayerNorm2d's five full-size temporaries over the channel axis.
-        y = self.dwconv(x).permute(0, 2, 3, 1)
-        y = F.layer_norm(y, (y.shape[-1],), self.norm.weight, self.norm.bias, self.norm.eps)
+        y = self.norm(self.dwconv(x).permute(0, 2, 3, 1))
         y = self.pwconv2(self.act(self.pwconv1(y)))
         return x + (self.gamma * y).permute(0, 3, 1, 2)
 

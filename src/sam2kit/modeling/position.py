@@ -111,15 +111,20 @@ def axial_rope_angles(head_dim: int, width: int, height: int, theta: float = 100
     return torch.cat([torch.outer(t_x, freqs), torch.outer(t_y, freqs)], dim=-1)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive channel pairs of ``x`` ``(B, heads, N, D)`` by angles given as
-    ``cos`` / ``sin`` ``(N, D // 2)``. Computed in float32, returned in ``x.dtype``.
+def rope_rotation(angles: torch.Tensor) -> torch.Tensor:
+    """The unit complex numbers ``cos + i sin`` of ``angles`` ``(N, D // 2)``, for :func:`apply_rope`."""
+    return torch.complex(angles.cos(), angles.sin())
+
+
+def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive channel pairs of ``x`` ``(B, heads, N, D)`` by ``rotation`` ``(N, D // 2)``
+    (complex, from :func:`rope_rotation`). Computed in float32, returned in ``x.dtype``.
 
     Each pair is multiplied as one complex number: one pass over ``x`` and one output, where the
     real-arithmetic form makes six full-size temporaries (4-5x slower on the memory keys).
     """
     pairs = x.float().unflatten(-1, (-1, 2))
-    if pairs.stride(-1) != 1 or any(stride % 2 for stride in pairs.stride()[:-1]):
-        pairs = pairs.contiguous()
-    rotated = torch.view_as_complex(pairs) * torch.complex(cos, sin)
-    return torch.view_as_real(rotated).flatten(-2).to(x.dtype)
+    if (pairs.stride(-1) != 1 or pairs.storage_offset() % 2
+            or any(stride % 2 for stride in pairs.stride()[:-1])):
+        pairs = pairs.contiguous()  # view_as_complex needs (real, imag) pairs on even offsets
+    return torch.view_as_real(torch.view_as_complex(pairs) * rotation).flatten(-2).to(x.dtype)

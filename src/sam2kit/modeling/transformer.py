@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .common import MLP, attention
-from .position import apply_rope, axial_rope_angles
+from .position import apply_rope, axial_rope_angles, rope_rotation
 
 
 class Attention(nn.Module):
@@ -67,16 +67,16 @@ class RoPEAttention(Attention):
         super().__init__(embedding_dim, num_heads, downsample_rate, kv_in_dim)
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
-        self._rope_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._rope_cache: dict[tuple[int, str], torch.Tensor] = {}
 
-    def _rope(self, num_tokens: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rope(self, num_tokens: int, device: torch.device) -> torch.Tensor:
         key = (num_tokens, str(device))
         if key not in self._rope_cache:
             side = math.isqrt(num_tokens)
             if side * side != num_tokens:
                 raise ValueError(f"RoPE attention expects a square grid of queries, got {num_tokens} tokens")
             angles = axial_rope_angles(self.internal_dim // self.num_heads, side, side, self.rope_theta)
-            self._rope_cache[key] = (angles.cos().to(device), angles.sin().to(device))
+            self._rope_cache[key] = rope_rotation(angles).to(device)
         return self._rope_cache[key]
 
     def forward(
@@ -86,8 +86,8 @@ class RoPEAttention(Attention):
         k = self._split_heads(self.k_proj(k))  # (B, h, Nk, D)
         v = self._split_heads(self.v_proj(v))
         num_q = q.shape[-2]
-        cos, sin = self._rope(num_q, q.device)
-        q = apply_rope(q, cos, sin)
+        rotation = self._rope(num_q, q.device)
+        q = apply_rope(q, rotation)
         if q.shape[0] != k.shape[0]:  # one query batch entry shared by every key batch entry
             # materialised: the fused CPU kernel runs ~15% slower on a stride-0 batch
             q = q.expand(k.shape[0], -1, -1, -1).contiguous()
@@ -96,7 +96,7 @@ class RoPEAttention(Attention):
             if num_k_rope != num_q and not self.rope_k_repeat:
                 raise ValueError("keys and queries differ in length; rope_k_repeat is off")
             rotated = k[:, :, :num_k_rope].unflatten(2, (-1, num_q))  # (B, h, repeats, Nq, D)
-            rotated = apply_rope(rotated, cos, sin).flatten(2, 3)
+            rotated = apply_rope(rotated, rotation).flatten(2, 3)
             k = torch.cat([rotated, k[:, :, num_k_rope:]], dim=2) if num_k_exclude_rope else rotated
         return self.out_proj(self._merge_heads(attention(q, k, v)))
 
