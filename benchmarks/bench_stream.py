@@ -43,6 +43,7 @@ from benchmarks.common import (  # noqa: E402
     build_sam2kit_model,
     machine_info,
     markdown_table,
+    patch_reference_dtype,
     peak_rss_mib,
     reference_config_file,
     seeded_checkpoint,
@@ -63,20 +64,6 @@ def panned_frames(count: int, height: int = FRAME_HW[0], width: int = FRAME_HW[1
 
 
 # ---------------------------------------------------------------------------- workers
-def _patch_reference_dtype(ref: object) -> None:
-    """The reference relies on CUDA autocast: in fp32 on CPU, memory tokens stored in bf16 meet fp32
-    queries. Cast them to the query dtype (what its own concat does whenever an fp32 pointer is
-    present; see shared/REFERENCE.md)."""
-    original = ref.memory_attention.forward  # type: ignore[attr-defined]
-
-    def forward(curr, memory, curr_pos=None, memory_pos=None, num_obj_ptr_tokens=0):  # type: ignore[no-untyped-def]
-        dtype = curr[0].dtype if isinstance(curr, list) else curr.dtype
-        return original(curr=curr, memory=memory.to(dtype), curr_pos=curr_pos, memory_pos=memory_pos.to(dtype),
-                        num_obj_ptr_tokens=num_obj_ptr_tokens)
-
-    ref.memory_attention.forward = forward  # type: ignore[attr-defined]
-
-
 def run_worker(args: argparse.Namespace) -> None:
     """Track the clip on one side; write ``<worker_out>.json`` (figures) and ``.npz`` (masks)."""
     set_threads(args.threads)
@@ -95,7 +82,7 @@ def run_worker(args: argparse.Namespace) -> None:
             reference_config_file(args.config), args.checkpoint, device=args.device,
             hydra_overrides_extra=[f"++model.image_size={args.image_size}", "++model.fill_hole_area=0"],
         )
-        _patch_reference_dtype(predictor)
+        patch_reference_dtype(predictor)
         figures["build_s"] = time.perf_counter() - started
         with torch.inference_mode():
             started = time.perf_counter()

@@ -15,9 +15,10 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -270,6 +271,21 @@ def build_reference_model(config: str, checkpoint: str | Path, image_size: int, 
     overrides = [f"++model.image_size={image_size}"]
     return build_sam2(reference_config_file(config), ckpt_path=str(checkpoint), device=device,
                       hydra_overrides_extra=overrides)
+
+
+def patch_reference_dtype(predictor: Any) -> None:
+    """Cast the reference video predictor's stored bf16 memories to the query dtype before memory
+    attention. It relies on CUDA autocast for that; in fp32 on the CPU a frame whose memories are all
+    bf16 (no object pointer in the concat to promote them) fails otherwise (see shared/REFERENCE.md).
+    Where its concat already promoted them to fp32, as on every frame with a pointer, it is a no-op."""
+    original = predictor.memory_attention.forward
+
+    def forward(curr, memory, curr_pos=None, memory_pos=None, num_obj_ptr_tokens=0):  # type: ignore[no-untyped-def]
+        dtype = curr[0].dtype if isinstance(curr, list) else curr.dtype
+        return original(curr=curr, memory=memory.to(dtype), curr_pos=curr_pos, memory_pos=memory_pos.to(dtype),
+                        num_obj_ptr_tokens=num_obj_ptr_tokens)
+
+    predictor.memory_attention.forward = forward
 
 
 def build_sam2kit_model(config: str, checkpoint: str | Path, image_size: int, device: str) -> Any:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -113,7 +114,7 @@ class StageProfiler:
             for module in modules:
                 yield stage, module
 
-    def __enter__(self) -> "StageProfiler":
+    def __enter__(self) -> StageProfiler:
         if self.count:
             _register_cpu_attention_flops()
         for stage, module in self._modules():

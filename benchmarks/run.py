@@ -39,9 +39,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -248,7 +249,8 @@ class Suite:
             self.records.append(Record(f"peak RSS, 1 object tracked through {length} frames ({size})", config, "MiB",
                                        {side: r[length]["peak_rss_mib"] for side, r in results.items()}))
         self.records.append(Record(f"peak RSS growth, {long} vs {short} frames (x)", config, "x",
-                                   {side: r[long]["peak_rss_mib"] / r[short]["peak_rss_mib"] for side, r in results.items()}))
+                                   {side: r[long]["peak_rss_mib"] / r[short]["peak_rss_mib"]
+                                    for side, r in results.items()}))
         self.extra["rss_vs_length"] = {side: {str(k): v for k, v in r.items()} for side, r in results.items()}
 
     def amg(self, config: str) -> None:
@@ -315,7 +317,7 @@ def _stage_summary(steps: list[dict[str, Any]], counted: dict[str, Any], gemm: d
             if stage["gflops"]:
                 stage["of_fp32_gemm"] = stage["gflops"] / fp32
     return {"frame_s": frame, "stages": stages, "other_s": statistics.median(others),
-            "other_share": statistics.median(o / step["seconds"] for o, step in zip(others, steps))}
+            "other_share": statistics.median(o / step["seconds"] for o, step in zip(others, steps, strict=True))}
 
 
 # ---------------------------------------------------------------------------- report
@@ -336,9 +338,11 @@ def report(records: list[Record], extra: dict[str, Any], machine: dict[str, Any]
     lines = [
         "# sam2kit benchmark suite", "",
         f"{machine.get('cpu')}, {machine.get('logical_cores')} logical cores, {args.threads} torch threads, "
-        f"device {args.device}{' (' + machine['gpu'] + ')' if machine.get('gpu') else ''}; torch {machine.get('torch')}, "
+        f"device {args.device}{' (' + machine['gpu'] + ')' if machine.get('gpu') else ''}; "
+        f"torch {machine.get('torch')}, "
         f"sam2 {machine.get('sam2_reference')}, transformers {machine.get('transformers')}; "
-        f"load average {machine.get('load_average_before', [0])[0]:.1f} before, {machine.get('load_average', [0])[0]:.1f} after.",
+        f"load average {machine.get('load_average_before', [0])[0]:.1f} before, "
+        f"{machine.get('load_average', [0])[0]:.1f} after.",
         f"Command: `python -m benchmarks.run {' '.join(sys.argv[1:])}`", "",
         "Ratios: how many times faster (or smaller) sam2kit is; medians of "
         f"{args.repeats}+ runs per side after warm-up, sides alternated run by run. "
@@ -360,7 +364,8 @@ def report(records: list[Record], extra: dict[str, Any], machine: dict[str, Any]
     for objects, per_side in extra.get("stages", {}).items():
         lines += ["", f"Per-stage cost of one tracked frame ({objects.replace('_', ' ')}; median over the timed "
                       "frames; FLOPs of one frame; GEMM = the fp32 rate above):", "",
-                  "| side | stage | time | share of frame | GFLOP | GFLOP/s | of fp32 GEMM |", "|---|---|---:|---:|---:|---:|---:|"]
+                  "| side | stage | time | share of frame | GFLOP | GFLOP/s | of fp32 GEMM |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
         for side, summary in per_side.items():
             for stage, s in summary["stages"].items():
                 gflop = "-" if s["gflop"] is None else f"{s['gflop']:.1f}"
@@ -378,7 +383,8 @@ def report(records: list[Record], extra: dict[str, Any], machine: dict[str, Any]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES), help="figures to run (default all)")
+    parser.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES),
+                        help="figures to run (default all)")
     parser.add_argument("--configs", nargs="+", default=["sam2.1_hiera_tiny", "sam2.1_hiera_small"],
                         help="configs of the embedding figure; the first one runs every figure (default tiny small)")
     parser.add_argument("--sides", nargs="+", help="sides to compare (default: sam2kit sam2kit-bf16 reference "
@@ -387,14 +393,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side and figure (default 5, at least 5)")
     parser.add_argument("--image-size", type=int, default=1024, help="model resolution (default 1024)")
-    parser.add_argument("--objects", type=int, nargs="+", default=[1, 3], help="object counts to propagate (default 1 3)")
+    parser.add_argument("--objects", type=int, nargs="+", default=[1, 3],
+                        help="object counts to propagate (default 1 3)")
     parser.add_argument("--propagation-frames", type=int, default=5, help="timed frames per side (default 5)")
     parser.add_argument("--propagation-warmup", type=int, default=6,
                         help="untimed frames after the prompt (default 6: every timed frame then attends to a "
                         "full bank of 7 memories, the frame whose FLOPs are counted)")
     parser.add_argument("--video-frames", type=int, default=300, help="frames of the first-mask video (default 300)")
-    parser.add_argument("--rss-lengths", type=int, nargs=2, default=[100, 1000], help="video lengths (default 100 1000)")
-    parser.add_argument("--rss-image-size", type=int, default=256, help="model resolution of the RSS figure (default 256)")
+    parser.add_argument("--rss-lengths", type=int, nargs=2, default=[100, 1000],
+                        help="video lengths (default 100 1000)")
+    parser.add_argument("--rss-image-size", type=int, default=256,
+                        help="model resolution of the RSS figure (default 256)")
     parser.add_argument("--points-per-side", type=int, default=32, help="automatic-mask grid (default 32)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 256px model, 2 repeats, short videos, 8x8 points (not for reporting)")

@@ -6,8 +6,8 @@ the videos are a window panning across that photograph, written once as JPEG fol
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

@@ -1,17 +1,8 @@
-"""The implementations the benchmark suite compares ("sides"), behind one small interface.
+"""The implementations the benchmark suite compares ("sides"), and :func:`make_side` to build one.
 
 Every side is built from the same official-format checkpoint and is driven the way its users drive
-it (its own predictor classes and pre/post-processing), with numpy in and out:
-
-- ``set_image(image)``: ``(H, W, 3)`` uint8 RGB; computes and keeps the image embedding.
-- ``predict_click(xy)``: one positive click, 3 candidates: masks ``(3, H, W)`` bool, scores ``(3,)``.
-- ``predict_boxes(boxes)``: ``(N, 4)`` XYXY pixels, one mask each: ``(N, 1, H, W)`` bool, ``(N, 1)``.
-- ``video_open(folder)``, ``video_click(frame_idx, obj_id, xy)`` -> ``(num_objects, H, W)`` bool,
-  ``video_propagate()`` -> iterator of ``(frame_idx, (num_objects, H, W) bool)``, ``video_close()``.
-- ``generate_masks(image, points_per_side)``: automatic masks, the official record dicts.
-- ``forward_image(batch)``: the model's image encoder on a ``(1, 3, S, S)`` normalised tensor.
-- ``stage_modules()``: stage name -> the modules of the video model that make it up, for
-  :class:`benchmarks.hardware.StageProfiler` (sides whose module layout differs may omit it).
+it (its own predictor classes and pre/post-processing), through the methods of
+:class:`benchmarks.protocol.Side`, numpy in and out.
 
 Sides: ``sam2kit`` (fp32), ``sam2kit-bf16`` (its opt-in reduced precision), ``reference``
 (Meta's ``sam2==1.1.0``), ``reference-vos`` (its ``vos_optimized=True`` video predictor, which
@@ -22,13 +13,15 @@ side: the reference skips it on the CPU (no CUDA extension), so the same work is
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from benchmarks.common import build_reference_model, reference_config_file
+from benchmarks.common import build_reference_model, patch_reference_dtype, reference_config_file
+from benchmarks.protocol import MaskGeneratingSide, Side
 
 SIDE_NAMES = ("sam2kit", "sam2kit-bf16", "reference", "reference-vos", "transformers")
 
@@ -38,10 +31,11 @@ SIDE_NAMES = ("sam2kit", "sam2kit-bf16", "reference", "reference-vos", "transfor
 AMG_SETTINGS = dict(mask_threshold=0.3, stability_score_offset=0.02, pred_iou_thresh=0.5, stability_score_thresh=0.2)
 
 
-def make_side(name: str, config: str, checkpoint: str | Path, image_size: int, device: str) -> Any:
+def make_side(name: str, config: str, checkpoint: str | Path, image_size: int, device: str) -> Side:
     """Build the side called ``name`` (one of :data:`SIDE_NAMES`)."""
     if name in ("sam2kit", "sam2kit-bf16"):
-        return Sam2kitSide(config, checkpoint, image_size, device, precision="bf16" if name.endswith("bf16") else "fp32")
+        precision = "bf16" if name.endswith("bf16") else "fp32"
+        return Sam2kitSide(config, checkpoint, image_size, device, precision=precision)
     if name in ("reference", "reference-vos"):
         return ReferenceSide(config, checkpoint, image_size, device, vos_optimized=name.endswith("vos"))
     if name == "transformers":
@@ -56,7 +50,7 @@ def _bool_masks(logits: torch.Tensor) -> np.ndarray:
     return (logits[:, 0] > 0).cpu().numpy()
 
 
-class _VideoSession:
+class _VideoSession(MaskGeneratingSide):
     """The predictor-API video part shared by sam2kit and the reference (same method names)."""
 
     video: Any
@@ -86,7 +80,9 @@ class _VideoSession:
 
 
 class Sam2kitSide(_VideoSession):
-    def __init__(self, config: str, checkpoint: str | Path, image_size: int, device: str, precision: str = "fp32") -> None:
+    def __init__(
+        self, config: str, checkpoint: str | Path, image_size: int, device: str, precision: str = "fp32"
+    ) -> None:
         from sam2kit import ImagePredictor, MaskGenerator, VideoPredictor, build_model
         from sam2kit.config import get_config
 
@@ -101,7 +97,8 @@ class Sam2kitSide(_VideoSession):
         self.image.set_image(image)
 
     def predict_click(self, xy: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-        masks, scores, _ = self.image.predict(point_coords=np.array([xy], np.float32), point_labels=np.array([1], np.int32),
+        masks, scores, _ = self.image.predict(point_coords=np.array([xy], np.float32),
+                                              point_labels=np.array([1], np.int32),
                                               multimask_output=True)
         return masks, scores
 
@@ -118,7 +115,9 @@ class Sam2kitSide(_VideoSession):
 
 
 class ReferenceSide(_VideoSession):
-    def __init__(self, config: str, checkpoint: str | Path, image_size: int, device: str, vos_optimized: bool = False) -> None:
+    def __init__(
+        self, config: str, checkpoint: str | Path, image_size: int, device: str, vos_optimized: bool = False
+    ) -> None:
         from sam2.build_sam import build_sam2_video_predictor
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
@@ -143,7 +142,8 @@ class ReferenceSide(_VideoSession):
         self.image.set_image(image)
 
     def predict_click(self, xy: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-        masks, scores, _ = self.image.predict(point_coords=np.array([xy], np.float32), point_labels=np.array([1], np.int32),
+        masks, scores, _ = self.image.predict(point_coords=np.array([xy], np.float32),
+                                              point_labels=np.array([1], np.int32),
                                               multimask_output=True)
         return masks.astype(bool), scores
 
@@ -163,18 +163,3 @@ class ReferenceSide(_VideoSession):
     def forward_image(self, batch: torch.Tensor) -> Any:
         with torch.inference_mode():
             return self.model.forward_image(batch)
-
-
-def patch_reference_dtype(predictor: Any) -> None:
-    """Cast the reference video predictor's stored bf16 memories to the query dtype before memory
-    attention. It relies on CUDA autocast for that; in fp32 on the CPU a frame whose memories are all
-    bf16 (no object pointer in the concat to promote them) fails otherwise (see shared/REFERENCE.md).
-    Where its concat already promoted them to fp32, as on every frame with a pointer, it is a no-op."""
-    original = predictor.memory_attention.forward
-
-    def forward(curr, memory, curr_pos=None, memory_pos=None, num_obj_ptr_tokens=0):  # type: ignore[no-untyped-def]
-        dtype = curr[0].dtype if isinstance(curr, list) else curr.dtype
-        return original(curr=curr, memory=memory.to(dtype), curr_pos=curr_pos, memory_pos=memory_pos.to(dtype),
-                        num_obj_ptr_tokens=num_obj_ptr_tokens)
-
-    predictor.memory_attention.forward = forward

@@ -196,7 +196,10 @@ class Handlers:
         records = self.last_masks
         masks = np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, 1, 1), bool)
         rles = to_coco_rle(masks) if records else []
-        saved = [{"bbox": [float(v) for v in r["bbox"]], "segmentation": rle} for r, rle in zip(records, rles)]
+        saved = [
+            {"bbox": [float(v) for v in r["bbox"]], "segmentation": rle}
+            for r, rle in zip(records, rles, strict=True)
+        ]
         import json
 
         Path(outputs).write_text(json.dumps(saved))

@@ -22,10 +22,11 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,7 +142,7 @@ def _tmp_dir() -> Path:
     return _TMP_DIR
 
 
-@lru_cache(maxsize=None)
+@cache
 def make_model_pair(
     config_name: str,
     image_size: int,
@@ -169,7 +170,10 @@ def make_model_pair(
     torch.manual_seed(seed)
     if video:
         ref = build_sam2_video_predictor(
-            reference_yaml(config_name), None, device="cpu", hydra_overrides_extra=overrides + ["++model.fill_hole_area=0"]
+            reference_yaml(config_name),
+            None,
+            device="cpu",
+            hydra_overrides_extra=overrides + ["++model.fill_hole_area=0"],
         )
     else:
         ref = build_sam2(reference_yaml(config_name), None, device="cpu", hydra_overrides_extra=overrides)
@@ -195,7 +199,7 @@ def model_pair_factory(sam2_reference: Any) -> Callable[..., ModelPair]:
 
 
 # ----------------------------------------------------------------------------- images
-@lru_cache(maxsize=None)
+@cache
 def _photo(name: str) -> np.ndarray:
     skimage_data = pytest.importorskip("skimage.data", reason="scikit-image provides the test photographs")
     image = getattr(skimage_data, name)()
@@ -269,9 +273,7 @@ def assert_scores_close(ref: Any, ours: Any, what: str = "IoU predictions", atol
     return delta
 
 
-def assert_masks_match(
-    ref: Any, ours: Any, what: str = "masks", max_fraction: float = MASK_MISMATCH_FRACTION
-) -> float:
+def assert_masks_match(ref: Any, ours: Any, what: str = "masks", max_fraction: float = MASK_MISMATCH_FRACTION) -> float:
     fraction = mask_mismatch_fraction(ref, ours)
     _record("mask mismatch fraction", fraction)
     assert fraction <= max_fraction, f"{what}: {fraction:.3%} of pixels differ (> {max_fraction:.3%})"

@@ -75,7 +75,7 @@ def test_round_trip(
     assert sorted(state) == sorted(expected_state)
     for key, value in expected_state.items():
         assert torch.equal(state[key], value), key
-    for expected, actual in zip(tiny_outputs, _outputs(loaded)):
+    for expected, actual in zip(tiny_outputs, _outputs(loaded), strict=True):
         assert torch.equal(expected, actual)
 
 
@@ -210,14 +210,16 @@ def test_download_offline_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         download_checkpoint("facebook/sam2.1-hiera-tiny", cache_dir=tmp_path)
     assert time.perf_counter() - start < 5.0
     message = str(info.value)
-    assert "--checkpoint" in message and "sam2.1_hiera_tiny.pt" in message
+    assert "checkpoint=" in message and "sam2.1_hiera_tiny.pt" in message
+    assert "--" not in message  # a library error names no command-line flag
     assert "offline" in message
+    assert (info.value.model_id, info.value.filename) == ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt")
     assert not list(tmp_path.rglob("*.pt")), "nothing may be downloaded offline"
 
 
 def test_download_local_files_only_fails_fast(tmp_path: Path) -> None:
     start = time.perf_counter()
-    with pytest.raises(CheckpointDownloadError, match="--checkpoint"):
+    with pytest.raises(CheckpointDownloadError, match="checkpoint='/path/to/sam2_hiera_large.pt'"):
         download_checkpoint("facebook/sam2-hiera-large", cache_dir=tmp_path, local_files_only=True)
     assert time.perf_counter() - start < 5.0
 
@@ -248,6 +250,6 @@ def test_unreachable_hub_fails_fast_without_retries(tmp_path, monkeypatch) -> No
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     start = time.monotonic()
-    with pytest.raises(CheckpointDownloadError, match="cannot be reached.*\\n(.*\\n)*.*--checkpoint"):
+    with pytest.raises(CheckpointDownloadError, match="cannot be reached.*\\n(.*\\n)*.*checkpoint="):
         download_checkpoint("facebook/sam2.1-hiera-tiny", cache_dir=tmp_path)
     assert time.monotonic() - start < 10

@@ -103,6 +103,64 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("sam2kit ")
 
 
+@pytest.mark.parametrize("argv", [[], ["--help"], ["image", "--help"], ["video", "--help"], ["auto", "--help"],
+                                  ["stream", "--help"], ["image", "x.png", "--out", "o"]])
+def test_parsing_and_help_import_no_torch(argv: list[str]) -> None:
+    """``import sam2kit``, ``import sam2kit.cli``, building the parser, ``--help`` and usage errors
+    stay light: torch is imported only by a command that runs."""
+    code = (
+        "import sys\n"
+        "import sam2kit\n"
+        "assert 'torch' not in sys.modules, 'import sam2kit'\n"
+        "import sam2kit.cli\n"
+        "assert 'torch' not in sys.modules, 'import sam2kit.cli'\n"
+        "sam2kit.cli.build_parser()\n"
+        "assert 'torch' not in sys.modules, 'build_parser'\n"
+        f"status = sam2kit.cli.main({argv!r})\n"
+        "assert 'torch' not in sys.modules, 'main'\n"
+        "print('status', status)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("status 0" if "--help" in argv else "status 2")
+
+
+def test_public_names_resolve_lazily() -> None:
+    import importlib
+
+    import sam2kit
+
+    for name, module in [("build_model", "build"), ("from_pretrained", "build"), ("ImagePredictor", "predict.image"),
+                         ("VideoPredictor", "predict.video"), ("StreamPredictor", "predict.stream"),
+                         ("CameraPredictor", "predict.stream"), ("MaskGenerator", "predict.automatic"),
+                         ("SAM2AutomaticMaskGenerator", "predict.automatic"), ("ModelSpec", "model_spec"),
+                         ("load_model", "model_spec")]:
+        assert name in sam2kit.__all__ and name in dir(sam2kit)
+        assert getattr(sam2kit, name) is getattr(importlib.import_module(f"sam2kit.{module}"), name)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        sam2kit.nope  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "argument, message, expected",
+    [
+        ("max_frames", "max_frames must be >= 1, got 0", "--max-frames must be >= 1, got 0"),
+        ("out_dir", "out_dir x exists and is not a folder", "--out x exists and is not a folder"),
+        ("max_frames", "frame 6 is out of range (limited by max_frames)",
+         "frame 6 is out of range (limited by --max-frames)"),
+        ("prompts", "no prompt given", "no prompt given (see --point/--box)"),
+        ("config", "config needed: cannot tell the model config", "--config needed: cannot tell the model config"),
+    ],
+)
+def test_library_errors_get_the_option_name(argument: str, message: str, expected: str) -> None:
+    from sam2kit.cli import image as image_command
+    from sam2kit.cli.common import error_message
+    from sam2kit.errors import ArgumentError
+
+    assert error_message(ArgumentError(message, argument=argument), image_command.OPTION_NAMES) == expected
+
+
 def test_python_dash_m_help() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-m", "sam2kit", "--help"], capture_output=True, text=True,
@@ -206,10 +264,19 @@ def test_verbose_shows_the_traceback(
 
 def test_missing_checkpoint_file_exits_1(image_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "sam2.1_hiera_tiny.pt"
-    code = main(["image", str(image_file), "--point", "5,5", "--out", str(tmp_path / "o"), "--checkpoint", str(missing)])
+    code = main(["image", str(image_file), "--point", "5,5", "--out", str(tmp_path / "o"),
+                 "--checkpoint", str(missing)])
     err = capsys.readouterr().err
-    assert code == 1 and "sam2kit: error: checkpoint not found" in err and str(missing) in err
+    assert code == 1 and "sam2kit: error: --checkpoint " in err and "not found" in err and str(missing) in err
     assert "Traceback" not in err
+
+
+def test_checkpoint_folder_exits_1_naming_the_option(image_file: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["image", str(image_file), "--point", "5,5", "--out", str(tmp_path / "o"),
+                 "--checkpoint", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"sam2kit: error: --checkpoint {tmp_path} is a folder")
 
 
 def test_missing_image_exits_1(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,6 +16,7 @@ from sam2kit.build import build_model
 from sam2kit.checkpoint import save_checkpoint
 from sam2kit.cli import main
 from sam2kit.config import get_config
+from sam2kit.model_spec import LoadedModel, ModelSpec
 
 pytest.importorskip("av", reason="PyAV writes and reads the mp4 clip")
 
@@ -46,16 +47,16 @@ def model_cache() -> dict:
 @pytest.fixture(autouse=True)
 def load_model_once(monkeypatch: pytest.MonkeyPatch, model_cache: dict) -> None:
     """Every run of the module shares one model load (the real one, made by the first run)."""
-    import sam2kit.cli_image
+    import sam2kit.pipelines.common
 
-    real = sam2kit.cli_image.load_model
+    real = sam2kit.pipelines.common.load_model
 
-    def cached(*args: object) -> object:
-        if args not in model_cache:
-            model_cache[args] = real(*args)
-        return model_cache[args]
+    def cached(spec: ModelSpec) -> LoadedModel:
+        if spec not in model_cache:
+            model_cache[spec] = real(spec)
+        return model_cache[spec]
 
-    monkeypatch.setattr(sam2kit.cli_image, "load_model", cached)
+    monkeypatch.setattr(sam2kit.pipelines.common, "load_model", cached)
 
 
 def synthetic_clip() -> np.ndarray:

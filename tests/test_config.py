@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from sam2kit.config import HUB_IDS, PRESETS, SAM2Config, config_from_yaml, get_config, list_presets
-
 from conftest import reference_available, reference_yaml, require_reference
+from sam2kit.config import HUB_IDS, PRESETS, SAM2Config, config_from_yaml, get_config, list_presets
 
 SIZES = {"t": "tiny", "s": "small", "b+": "base_plus", "l": "large"}
 

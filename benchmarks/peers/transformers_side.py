@@ -50,14 +50,17 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 if __package__ in (None, ""):  # run as a file: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.protocol import Side  # noqa: E402
 
 #: Hiera presets: embed dim, heads, blocks per stage, global-attention blocks, window per stage,
 #: window pos-embed background size (from the reference's YAMLs and ``Hiera`` defaults).
@@ -213,16 +216,23 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     model.load_state_dict(state, strict=True, assign=True)
 
 
-class TransformersSide:
-    """SAM 2 through ``transformers``: images (``Sam2Model``) and video (``Sam2VideoModel``).
+class TransformersSide(Side):
+    """SAM 2 through ``transformers``: images (``Sam2Model``) and video (``Sam2VideoModel``); no
+    automatic mask generator.
 
     Images are ``(H, W, 3)`` uint8 RGB; coordinates are pixels of the original image / frame.
     """
 
     def __init__(self, config: str, checkpoint: str | Path, image_size: int = 1024, device: str = "cpu",
                  *, float_resize: bool = True) -> None:
-        from transformers import (Sam2ImageProcessor, Sam2Model, Sam2Processor, Sam2VideoModel,
-                                  Sam2VideoProcessor, Sam2VideoVideoProcessor)
+        from transformers import (
+            Sam2ImageProcessor,
+            Sam2Model,
+            Sam2Processor,
+            Sam2VideoModel,
+            Sam2VideoProcessor,
+            Sam2VideoVideoProcessor,
+        )
         from transformers.image_utils import PILImageResampling
         from transformers.initialization import no_init_weights
 
@@ -353,10 +363,16 @@ def verify(config: str = "sam2.1_hiera_tiny", image_size: int = 1024, video_imag
     on the benchmark image, and per-frame mask agreement over a short 240x320 video with one click
     (plus per-frame max |delta| of the video-resolution logits and of the internal object-score
     logits / object pointers). ``video_image_size`` defaults to ``image_size``."""
-    from benchmarks.common import bench_image, build_reference_model, reference_config_file, seeded_checkpoint
-    from benchmarks.sides import patch_reference_dtype
     from sam2.build_sam import build_sam2_video_predictor
     from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from benchmarks.common import (
+        bench_image,
+        build_reference_model,
+        patch_reference_dtype,
+        reference_config_file,
+        seeded_checkpoint,
+    )
 
     checkpoint = checkpoint or seeded_checkpoint(config, Path(tempfile.gettempdir()) / "hfpeer" / "weights")
     video_image_size = video_image_size or image_size
@@ -379,7 +395,9 @@ def verify(config: str = "sam2.1_hiera_tiny", image_size: int = 1024, video_imag
         side.set_image(image)
         report["hf_set_image_s"] = time.perf_counter() - started
         ref_feats = [*reference._features["high_res_feats"], reference._features["image_embed"]]
-        report["embedding_max_abs_diff"] = [float((a - b).abs().max()) for a, b in zip(ref_feats, side._embeddings)]
+        report["embedding_max_abs_diff"] = [
+            float((a - b).abs().max()) for a, b in zip(ref_feats, side._embeddings, strict=True)
+        ]
         ref_masks, ref_scores, _ = reference.predict(point_coords=np.array([click], np.float32),
                                                      point_labels=np.array([1], np.int32), multimask_output=True)
         masks, scores = side.predict_click(click)

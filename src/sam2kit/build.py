@@ -8,16 +8,12 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_checkpoint, resolve_device
-from .config import SAM2Config, get_config
-from .modeling.hiera import Hiera
-from .modeling.memory_attention import MemoryAttention
-from .modeling.memory_encoder import MemoryEncoder
-from .modeling.neck import FpnNeck, ImageEncoder
+from .config import HUB_IDS, SAM2Config, config_from_yaml, get_config, list_presets
 from .modeling.sam2 import SAM2Model
 
 
 def build_model(
-    config: str | SAM2Config = "sam2.1_hiera_tiny",
+    config: str | Path | SAM2Config = "sam2.1_hiera_tiny",
     checkpoint: str | Path | None = None,
     device: str | torch.device | None = None,
     *,
@@ -39,24 +35,68 @@ def build_model(
             attention, nearly all the FLOPs, run in that dtype; the heads stay float32 (see
             :meth:`SAM2Model.set_precision`).
     Raises:
-        ValueError: an unknown precision, or fp16 on the CPU.
+        KeyError: an unknown preset name or hub id. FileNotFoundError: a YAML config that does not exist.
+        ValueError: an unknown precision, fp16 on the CPU, or an unusable device.
     """
-    if isinstance(config, (str, Path)) and str(config).endswith((".yaml", ".yml")) and Path(config).is_file():
-        from .config import config_from_yaml
-
-        cfg = config_from_yaml(config)
-    else:
-        cfg = get_config(config)  # type: ignore[arg-type]
+    cfg = resolve_config(config)
     model = _construct(cfg)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, strict=strict, config_name=cfg.name)
-    model.config = cfg  # type: ignore[assignment]
     torch_device = resolve_device(device)
     dtype = resolve_precision(precision, torch_device)
     model = model.to(torch_device).eval()
     if dtype != torch.float32:
         model.set_precision(dtype)
     return model
+
+
+#: File suffixes of checkpoints, stripped to read a preset name off an official file name.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
+
+
+def resolve_config(config: str | Path | SAM2Config | None, checkpoint: str | Path | None = None) -> SAM2Config:
+    """The :class:`SAM2Config` that ``config`` names or, when it is ``None``, that ``checkpoint`` reveals.
+
+    Args:
+        config: a :class:`SAM2Config`, a preset name (``"sam2.1_hiera_tiny"``, ``"sam2.1_hiera_t"``),
+            a hub id, or an official YAML file (an official YAML name such as
+            ``configs/sam2.1/sam2.1_hiera_t.yaml`` names its preset even where the file is absent).
+        checkpoint: a hub id, or a checkpoint file named like the official ones
+            (``sam2.1_hiera_tiny.pt``); read only when ``config`` is ``None``.
+    Raises:
+        KeyError: an unknown preset name or hub id (the message lists the known ones).
+        FileNotFoundError: a ``.yaml`` / ``.yml`` config that neither exists nor names a preset.
+        ValueError: no config, and the checkpoint's name does not reveal one.
+    """
+    if isinstance(config, SAM2Config):
+        return config
+    if config is not None:
+        text = str(config)
+        if not text.endswith((".yaml", ".yml")):
+            return get_config(text)
+        path = Path(text).expanduser()
+        if path.is_file():
+            return config_from_yaml(path)
+        try:
+            return get_config(text)
+        except KeyError:
+            raise FileNotFoundError(f"config file not found: {text}") from None
+    if checkpoint is None:
+        raise ValueError("config needed: there is no checkpoint to tell it from")
+    if str(checkpoint) in HUB_IDS:
+        return get_config(str(checkpoint))
+    file_name = Path(checkpoint).name
+    stem = file_name
+    for suffix in CHECKPOINT_SUFFIXES:
+        stem = stem.removesuffix(suffix)
+    try:
+        return get_config(stem)
+    except KeyError:
+        raise ValueError(
+            f"config needed: cannot tell the model config from the checkpoint file name {file_name!r} "
+            f"(official files are named like sam2.1_hiera_tiny.pt); give one of: {', '.join(list_presets())}, "
+            "or an official YAML file"
+        ) from None
 
 
 #: Names accepted for ``precision``.
@@ -114,73 +154,8 @@ def cpu_has_bf16() -> bool:
 
 
 def _construct(cfg: SAM2Config) -> SAM2Model:
-    trunk_cfg = cfg.trunk
-    trunk = Hiera(
-        embed_dim=trunk_cfg.embed_dim,
-        num_heads=trunk_cfg.num_heads,
-        stages=trunk_cfg.stages,
-        global_att_blocks=trunk_cfg.global_att_blocks,
-        window_pos_embed_bkg_spatial_size=trunk_cfg.window_pos_embed_bkg_spatial_size,
-        window_spec=trunk_cfg.window_spec,
-        q_pool=trunk_cfg.q_pool,
-        q_stride=trunk_cfg.q_stride,
-        dim_mul=trunk_cfg.dim_mul,
-        head_mul=trunk_cfg.head_mul,
-        mlp_ratio=trunk_cfg.mlp_ratio,
-    )
-    neck = FpnNeck(
-        backbone_channel_list=trunk_cfg.channel_list,
-        d_model=cfg.d_model,
-        fpn_top_down_levels=cfg.fpn_top_down_levels,
-    )
-    memory_attention = MemoryAttention(
-        d_model=cfg.d_model,
-        num_layers=cfg.memory_attention_layers,
-        dim_feedforward=cfg.memory_attention_ffn_dim,
-        num_heads=cfg.memory_attention_heads,
-        kv_in_dim=cfg.mem_dim,
-        rope_theta=cfg.rope_theta,
-    )
-    memory_encoder = MemoryEncoder(out_dim=cfg.mem_dim, in_dim=cfg.d_model)
-    return SAM2Model(
-        ImageEncoder(trunk, neck, scalp=cfg.scalp),
-        memory_attention,
-        memory_encoder,
-        image_size=cfg.image_size,
-        backbone_stride=cfg.backbone_stride,
-        num_maskmem=cfg.num_maskmem,
-        mem_dim=cfg.mem_dim,
-        sigmoid_scale_for_mem_enc=cfg.sigmoid_scale_for_mem_enc,
-        sigmoid_bias_for_mem_enc=cfg.sigmoid_bias_for_mem_enc,
-        binarize_mask_from_pts_for_mem_enc=cfg.binarize_mask_from_pts_for_mem_enc,
-        non_overlap_masks_for_mem_enc=cfg.non_overlap_masks_for_mem_enc,
-        use_mask_input_as_output_without_sam=cfg.use_mask_input_as_output_without_sam,
-        max_cond_frames_in_attn=cfg.max_cond_frames_in_attn,
-        directly_add_no_mem_embed=cfg.directly_add_no_mem_embed,
-        use_high_res_features_in_sam=cfg.use_high_res_features_in_sam,
-        multimask_output_in_sam=cfg.multimask_output_in_sam,
-        multimask_min_pt_num=cfg.multimask_min_pt_num,
-        multimask_max_pt_num=cfg.multimask_max_pt_num,
-        multimask_output_for_tracking=cfg.multimask_output_for_tracking,
-        use_multimask_token_for_obj_ptr=cfg.use_multimask_token_for_obj_ptr,
-        iou_prediction_use_sigmoid=cfg.iou_prediction_use_sigmoid,
-        memory_temporal_stride_for_eval=cfg.memory_temporal_stride_for_eval,
-        use_obj_ptrs_in_encoder=cfg.use_obj_ptrs_in_encoder,
-        max_obj_ptrs_in_encoder=cfg.max_obj_ptrs_in_encoder,
-        add_tpos_enc_to_obj_ptrs=cfg.add_tpos_enc_to_obj_ptrs,
-        proj_tpos_enc_in_obj_ptrs=cfg.proj_tpos_enc_in_obj_ptrs,
-        use_signed_tpos_enc_to_obj_ptrs=cfg.use_signed_tpos_enc_to_obj_ptrs,
-        only_obj_ptrs_in_the_past_for_eval=cfg.only_obj_ptrs_in_the_past_for_eval,
-        pred_obj_scores=cfg.pred_obj_scores,
-        pred_obj_scores_mlp=cfg.pred_obj_scores_mlp,
-        fixed_no_obj_ptr=cfg.fixed_no_obj_ptr,
-        soft_no_obj_ptr=cfg.soft_no_obj_ptr,
-        use_mlp_for_obj_ptr_proj=cfg.use_mlp_for_obj_ptr_proj,
-        no_obj_embed_spatial=cfg.no_obj_embed_spatial,
-        dynamic_multimask_via_stability=cfg.dynamic_multimask_via_stability,
-        dynamic_multimask_stability_delta=cfg.dynamic_multimask_stability_delta,
-        dynamic_multimask_stability_thresh=cfg.dynamic_multimask_stability_thresh,
-    )
+    """Random-weight model of ``cfg`` (the model builds its own sub-modules from the config)."""
+    return SAM2Model(cfg)
 
 
 def from_pretrained(

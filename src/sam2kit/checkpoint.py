@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
@@ -51,13 +51,36 @@ class CheckpointMismatchError(CheckpointError):
 
 
 class CheckpointDownloadError(CheckpointError):
-    """A hub checkpoint could not be fetched (offline, unknown id, ...)."""
+    """A hub checkpoint could not be fetched (offline, unknown id, ...).
+
+    Attributes:
+        model_id: the hub id; filename: the checkpoint file in that repository (what to download
+            elsewhere and pass as a local file instead).
+    """
+
+    def __init__(self, message: str, *, model_id: str = "", filename: str = "") -> None:
+        super().__init__(message)
+        self.model_id, self.filename = model_id, filename
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> the best available device (cuda, then mps, then cpu)."""
+    """``None`` -> the best available device (cuda, then mps, then cpu); a name -> that device,
+    checked to be present.
+
+    Raises:
+        ValueError: not a torch device name, or a CUDA / MPS device this machine does not have.
+    """
     if device is not None:
-        return torch.device(device)
+        try:
+            resolved = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(f"device {device!r} is not a torch device: {str(err).splitlines()[0]}") from None
+        if resolved.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device}: no CUDA GPU is available to this torch ({torch.__version__})")
+        mps = getattr(torch.backends, "mps", None)
+        if resolved.type == "mps" and not (mps is not None and mps.is_available()):
+            raise ValueError(f"device {device}: Apple MPS is not available on this machine")
+        return resolved
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -165,7 +188,9 @@ def download_checkpoint(
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as err:  # pragma: no cover - huggingface_hub is a dependency
-        raise CheckpointDownloadError("huggingface_hub is required for hub ids: pip install huggingface_hub") from err
+        raise CheckpointDownloadError(
+            "huggingface_hub is required for hub ids: pip install huggingface_hub", model_id=model_id, filename=filename
+        ) from err
     offline = local_files_only or _hub_offline()
     unreachable = not offline and not _hub_reachable()
     try:
@@ -196,8 +221,10 @@ def download_checkpoint(
             f"{filename} of the Hugging Face hub repository {model_id} is not in the local cache and "
             f"{reason}.\n"
             f"  Either connect to the internet once (the file is cached afterwards), or download it\n"
-            f"  elsewhere (https://huggingface.co/{model_id}/resolve/main/{filename}) and pass the file:\n"
-            f"  --checkpoint /path/to/{filename}   (Python: build_model('{HUB_IDS[model_id][0]}', checkpoint=path))"
+            f"  elsewhere (https://huggingface.co/{model_id}/resolve/main/{filename}) and pass that file\n"
+            f"  as the checkpoint: build_model('{HUB_IDS[model_id][0]}', checkpoint='/path/to/{filename}')",
+            model_id=model_id,
+            filename=filename,
         ) from first_err
 
 

@@ -7,9 +7,10 @@ named like the official checkpoints (``"sam2.1_hiera_tiny"``) and can be looked 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "HieraConfig",
@@ -25,7 +26,11 @@ __all__ = [
 @dataclass(frozen=True)
 class HieraConfig:
     """Hiera trunk hyper-parameters (official names; defaults are the Hiera class defaults, which
-    official YAMLs rely on for omitted keys)."""
+    official YAMLs rely on for omitted keys).
+
+    ``drop_path_rate`` is a training option: the stochastic-depth rate of the last block (rising
+    linearly from 0 at the first); it acts only in ``model.train()`` mode and adds no weights.
+    """
 
     embed_dim: int = 96
     num_heads: int = 1
@@ -38,6 +43,11 @@ class HieraConfig:
     dim_mul: float = 2.0
     head_mul: float = 2.0
     mlp_ratio: float = 4.0
+    drop_path_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
 
     @property
     def channel_list(self) -> tuple[int, ...]:
@@ -124,7 +134,7 @@ class SAM2Config:
         if self.fixed_no_obj_ptr and not (self.pred_obj_scores and self.use_obj_ptrs_in_encoder):
             raise ValueError("fixed_no_obj_ptr requires pred_obj_scores and use_obj_ptrs_in_encoder")
 
-    def replace(self, **changes: Any) -> "SAM2Config":
+    def replace(self, **changes: Any) -> SAM2Config:
         """A copy with some fields changed (e.g. ``image_size=512`` for fast tests)."""
         return dataclasses.replace(self, **changes)
 
@@ -132,7 +142,7 @@ class SAM2Config:
 _SIZES = {"tiny": _TINY, "small": _SMALL, "base_plus": _BASE_PLUS, "large": _LARGE}
 # SAM 2.0 lacks the 2.1 additions: spatial no-object embedding and projected, signed
 # temporal encodings of object pointers.
-_SAM2_0_FLAGS = dict(
+_SAM2_0_FLAGS: dict[str, Any] = dict(
     no_obj_embed_spatial=False,
     add_tpos_enc_to_obj_ptrs=False,
     proj_tpos_enc_in_obj_ptrs=False,
@@ -197,7 +207,7 @@ def config_from_yaml(path: str | Path, name: str | None = None) -> SAM2Config:
     """
     import yaml
 
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         doc = yaml.safe_load(f)
     if not isinstance(doc, Mapping) or "model" not in doc:
         raise ValueError(f"{path}: not a SAM 2 config (no top-level 'model' section)")

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: `benchmarks`
 
 from benchmarks.hardware import STAGES, StageProfiler, count_flops  # noqa: E402
-
 from sam2kit.build import build_model  # noqa: E402
 from sam2kit.config import get_config  # noqa: E402
 
@@ -31,7 +30,9 @@ def test_stage_profiler_times_and_counts_the_stages() -> None:
     hooks_before = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for ms in stages.values() for m in ms)
     with torch.inference_mode(), StageProfiler(stages, count=True) as profiler:
         features = model.forward_image(torch.randn(1, 3, 128, 128))
-        model.forward_sam_heads(model.image_embedding_without_memory(features), high_res_features=features.high_res_features())
+        model.forward_sam_heads(
+            model.image_embedding_without_memory(features), high_res_features=features.high_res_features()
+        )
     assert profiler.calls["image encoder"] == 1 and profiler.calls["prompt encoder + mask decoder"] == 2
     assert profiler.calls["memory attention"] == 0 and profiler.seconds["memory attention"] == 0
     expected = count_flops(lambda: model.image_encoder(torch.randn(1, 3, 128, 128)))

@@ -20,6 +20,7 @@ from sam2kit.io.frames import (
     write_frames_to_folder,
 )
 
+
 def assert_all_frames_exact(source: FrameSource, clip: np.ndarray) -> None:
     assert len(source) == len(clip)
     assert (source.height, source.width) == clip.shape[1:3]
@@ -187,7 +188,7 @@ def test_opening_decodes_almost_nothing_and_cache_is_bounded(long_mp4, read_inde
     assert len(source) == 120 and source.num_decoded <= 2  # the index pass only demuxes
     assert read_index(source[95]) == 95 % 64
     assert source.num_decoded <= 2 + 30 + 4  # one GOP (+ decoder delay), not the 95 frames before
-    for frame in source:
+    for _ in source:
         assert len(source.cached_indices) <= 5
     assert len(source.cached_indices) == 5
 

@@ -13,11 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
+from sam2kit.io.atomic import JsonlWriter, atomic_path, atomic_write, save_json
 from sam2kit.io.masks import (
     CocoWriter,
-    JsonlWriter,
-    atomic_path,
-    atomic_write,
     coco_rle_to_mask,
     davis_palette,
     decode_rle,
@@ -26,16 +24,14 @@ from sam2kit.io.masks import (
     load_palette_png,
     mask_to_box_xywh,
     masks_to_uncompressed_rle,
-    object_color,
-    overlay_masks,
     rle_area,
     save_coco_json,
-    save_json,
     save_mask_png,
     save_palette_png,
     to_coco_rle,
     uncompressed_to_coco_rle,
 )
+from sam2kit.io.overlay import object_color, overlay_masks
 
 mask_utils = pytest.importorskip("pycocotools.mask")
 
@@ -116,7 +112,7 @@ def test_torch_change_points_equal_numpy(masks):
 def test_torch_batched_rle_special_cases():
     batch = np.stack([np.zeros((6, 4), bool), np.ones((6, 4), bool), np.eye(6, 4, dtype=bool)])
     rles = masks_to_uncompressed_rle(torch.from_numpy(batch))
-    for mask, rle in zip(batch, rles):
+    for mask, rle in zip(batch, rles, strict=True):
         assert_rle_matches_pycocotools(mask, rle)
     non_contiguous = torch.from_numpy(batch).transpose(1, 2)  # (3, 4, 6) view
     assert masks_to_uncompressed_rle(non_contiguous) == [encode_rle(m) for m in batch.transpose(0, 2, 1)]
@@ -130,13 +126,35 @@ def test_coco_rle_helpers():
     rles = to_coco_rle(masks)
     assert isinstance(rles, list) and all(isinstance(rle["counts"], str) for rle in rles)
     json.dumps(rles)
-    for mask, rle in zip(masks, rles):
+    for mask, rle in zip(masks, rles, strict=True):
         np.testing.assert_array_equal(coco_rle_to_mask(rle), mask)
         np.testing.assert_array_equal(decode_rle(rle), mask)
         assert rle_area(rle) == mask.sum()
         assert uncompressed_to_coco_rle(encode_rle(mask)) == rle
         assert to_coco_rle(mask) == rle
     assert to_coco_rle(np.zeros((0, 4, 4), bool)) == []
+
+
+def test_rle_matches_the_reference_amg_helpers():
+    """The one RLE codec gives what the reference generator's own helpers give (sam2.utils.amg:
+    mask_to_rle_pytorch, rle_to_mask, area_from_rle, coco_encode_rle)."""
+    amg = pytest.importorskip("sam2.utils.amg", reason="needs the reference package sam2")
+    generator = torch.Generator().manual_seed(1)
+    coarse = torch.randn(12, 1, 6, 9, generator=generator)
+    masks = torch.nn.functional.interpolate(coarse, size=(37, 53), mode="bilinear")[:, 0] > 0
+    masks ^= torch.rand(masks.shape, generator=generator) < 0.02
+    masks[0], masks[1], masks[4] = False, True, False
+    masks[2, 0, 0], masks[3, 0, 0], masks[4, -1, -1] = True, False, True
+    rles = masks_to_uncompressed_rle(masks)
+    assert rles == amg.mask_to_rle_pytorch(masks)
+    for mask, rle in zip(masks, rles, strict=True):
+        decoded = decode_rle(rle)
+        np.testing.assert_array_equal(decoded, amg.rle_to_mask(rle))
+        np.testing.assert_array_equal(decoded, mask.numpy())
+        assert rle_area(rle) == amg.area_from_rle(rle) == int(mask.sum())
+    pytest.importorskip("pycocotools")
+    for rle in rles[:4]:
+        assert uncompressed_to_coco_rle(rle) == amg.coco_encode_rle(rle)
 
 
 def test_rle_errors():
@@ -250,7 +268,7 @@ def test_coco_json_loads_back_through_pycocotools(tmp_path):
 
     coco = coco_module.COCO(str(path))
     assert sorted(coco.getImgIds()) == [1, 2] and coco.loadCats([1])[0]["name"] == "object"
-    for annotation_id, mask in zip(ids_a + ids_b, [*masks_a, masks_b]):
+    for annotation_id, mask in zip(ids_a + ids_b, [*masks_a, masks_b], strict=True):
         annotation = coco.loadAnns([annotation_id])[0]
         np.testing.assert_array_equal(coco.annToMask(annotation).astype(bool), mask)
         assert annotation["area"] == mask.sum() and annotation["iscrowd"] == 0

@@ -33,7 +33,9 @@ def _plain_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("size", [256, 320, 224])
-def test_window_groups_match_the_plain_blocks(tiny: torch.nn.Module, size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_window_groups_match_the_plain_blocks(
+    tiny: torch.nn.Module, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every stage (q-pooling blocks too), on maps that need padding (320, 224) and maps that don't."""
     trunk = tiny.image_encoder.trunk
     image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size))
@@ -43,7 +45,7 @@ def test_window_groups_match_the_plain_blocks(tiny: torch.nn.Module, size: int, 
         fast = trunk(image)
         _plain_blocks(monkeypatch)
         plain = trunk(image)
-    for a, b in zip(fast, plain):
+    for a, b in zip(fast, plain, strict=True):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
 
 
@@ -89,7 +91,9 @@ def test_position_embedding_cache_follows_the_weights(tiny: torch.nn.Module) -> 
         tiny.load_state_dict(state)
 
 
-def test_memory_query_runs_once_per_frame_for_all_objects(tiny: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory_query_runs_once_per_frame_for_all_objects(
+    tiny: torch.nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Three objects, one prompted on a later frame (so the objects run in two batches): one query
     per frame, and objects 1 and 2 get the masks they get when tracked alone."""
     frames = np.random.default_rng(0).integers(0, 255, size=(6, 96, 128, 3), dtype=np.uint8)
@@ -116,7 +120,7 @@ def test_memory_query_runs_once_per_frame_for_all_objects(tiny: torch.nn.Module,
     # memory attention for at least one batch.
     assert calls == [1] * len(frames), f"expected one batch-1 query per frame, got {calls}"
     for index, obj_id in enumerate((1, 2)):
-        for frame_all, frame_alone in zip(together, track([obj_id])):
+        for frame_all, frame_alone in zip(together, track([obj_id]), strict=True):
             torch.testing.assert_close(frame_all[index], frame_alone[0], atol=1e-4, rtol=1e-4)
 
 

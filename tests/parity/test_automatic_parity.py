@@ -19,7 +19,7 @@ per-record numbers (area, box, crop box, point) equal, scores within 1e-4.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,9 @@ CASES: dict[str, dict[str, Any]] = {
     "small masks, NMS, uncompressed RLE": dict(points_per_side=8, output_mode="uncompressed_rle", **SMALL),
     "crop layer": dict(points_per_side=8, crop_n_layers=1, crop_n_points_downscale_factor=2, **SMALL),
     "min region area, COCO RLE": dict(points_per_side=8, min_mask_region_area=25, output_mode="coco_rle", **LARGE),
-    "m2m refinement": dict(points_per_side=4, use_m2m=True, **{**LARGE, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.2}),
+    "m2m refinement": dict(
+        points_per_side=4, use_m2m=True, **{**LARGE, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.2}
+    ),
     "single mask": dict(points_per_side=6, multimask_output=False, **{**LARGE, "pred_iou_thresh": 0.0}),
 }
 
@@ -74,7 +76,7 @@ def _scipy_connected_components(mask: torch.Tensor) -> tuple[torch.Tensor, torch
     return torch.from_numpy(labels), torch.from_numpy(areas)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _outputs(case: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(reference records, our records) of one case, computed once per session."""
     require_reference()
@@ -147,9 +149,11 @@ def check_case(case: str) -> float:
         for key, atol in (("predicted_iou", IOU_PRED_ATOL), ("stability_score", STABILITY_ATOL)):
             assert isinstance(record[key], float)
             assert _same_score(record[key], ref[key], atol), f"{case}: mask {index} {key} {record[key]} != {ref[key]}"
-    differing = sum(not np.array_equal(_decode(r["segmentation"]), m) for r, m in zip(ours, ref_masks))
+    differing = sum(not np.array_equal(_decode(r["segmentation"]), m) for r, m in zip(ours, ref_masks, strict=True))
     MEASURED["automatic masks: 1 - min IoU"] = max(MEASURED.get("automatic masks: 1 - min IoU", 0.0), 1 - worst)
-    MEASURED["automatic masks: not pixel-identical"] = MEASURED.get("automatic masks: not pixel-identical", 0) + differing
+    MEASURED["automatic masks: not pixel-identical"] = (
+        MEASURED.get("automatic masks: not pixel-identical", 0) + differing
+    )
     return worst
 
 
@@ -163,7 +167,7 @@ def test_rle_outputs_equal_reference_format(pair: ModelPair) -> None:
     """RLE records are the reference's dicts: same keys, sizes and, mask for mask, counts."""
     for case in ("small masks, NMS, uncompressed RLE", "min region area, COCO RLE"):
         ref_records, ours = _outputs(case)
-        for record, ref in zip(ours, ref_records):
+        for record, ref in zip(ours, ref_records, strict=True):
             segmentation, expected = record["segmentation"], ref["segmentation"]
             assert segmentation.keys() == expected.keys()
             assert list(segmentation["size"]) == list(expected["size"])
@@ -197,7 +201,7 @@ def test_postprocess_small_regions_matches_reference(sam2_reference: Any) -> Non
     assert 0 < len(keep) < len(masks)
     assert len(expected["rles"]) == len(keep)
     changed = 0
-    for ours, rle, index in zip(cleaned, expected["rles"], keep.tolist()):
+    for ours, rle, index in zip(cleaned, expected["rles"], keep.tolist(), strict=True):
         assert np.array_equal(ours.numpy(), rle_to_mask(rle))
         changed += not torch.equal(ours, masks[index])
     assert changed > 0, "the case does not exercise the clean-up"

@@ -10,8 +10,9 @@ presets.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,8 +107,9 @@ SCENARIOS: dict[str, Callable[[int, int], dict[str, Any]]] = {
         multimask_output=False,
     ),
     "boxes-batched": lambda h, w: dict(
-        box=np.array([[0.1 * w, 0.1 * h, 0.5 * w, 0.6 * h], [0.4 * w, 0.3 * h, 0.95 * w, 0.95 * h],
-                      [0.0, 0.0, w - 1.0, h - 1.0]]),
+        box=np.array(
+            [[0.1 * w, 0.1 * h, 0.5 * w, 0.6 * h], [0.4 * w, 0.3 * h, 0.95 * w, 0.95 * h], [0.0, 0.0, w - 1.0, h - 1.0]]
+        ),
         multimask_output=False,
     ),
     "boxes-and-points-batched": lambda h, w: dict(
@@ -118,7 +120,9 @@ SCENARIOS: dict[str, Callable[[int, int], dict[str, Any]]] = {
         return_logits=True,
     ),
     "points-batched": lambda h, w: dict(
-        point_coords=np.array([[_xy(h, w, 0.3, 0.3), _xy(h, w, 0.35, 0.4)], [_xy(h, w, 0.7, 0.6), _xy(h, w, 0.1, 0.1)]]),
+        point_coords=np.array(
+            [[_xy(h, w, 0.3, 0.3), _xy(h, w, 0.35, 0.4)], [_xy(h, w, 0.7, 0.6), _xy(h, w, 0.1, 0.1)]]
+        ),
         point_labels=np.array([[1, 1], [1, 0]]),
         multimask_output=True,
     ),
@@ -157,9 +161,7 @@ def ref_features(tiny: ModelPair, model_input: torch.Tensor) -> dict[str, Any]:
     with torch.inference_mode():
         backbone_out = tiny.ref.forward_image(model_input)
         _, vision_feats, vision_pos, feat_sizes = tiny.ref._prepare_backbone_features(backbone_out)
-    maps = [
-        feat.permute(1, 2, 0).reshape(1, -1, *size) for feat, size in zip(vision_feats, feat_sizes)
-    ]
+    maps = [feat.permute(1, 2, 0).reshape(1, -1, *size) for feat, size in zip(vision_feats, feat_sizes, strict=True)]
     return {
         "vision_feats": vision_feats,
         "vision_pos": vision_pos,
@@ -175,9 +177,9 @@ def test_image_encoder_outputs(tiny: ModelPair, model_input: torch.Tensor) -> No
         ours = tiny.ours.image_encoder(model_input)
     assert len(ours.backbone_fpn) == len(ref_out["backbone_fpn"]) == 3
     assert len(ours.vision_pos_enc) == len(ref_out["vision_pos_enc"]) == 3
-    for level, (ref_feat, feat) in enumerate(zip(ref_out["backbone_fpn"], ours.backbone_fpn)):
+    for level, (ref_feat, feat) in enumerate(zip(ref_out["backbone_fpn"], ours.backbone_fpn, strict=True)):
         assert_features_close(ref_feat, feat, f"backbone_fpn[{level}]")
-    for level, (ref_pos, pos) in enumerate(zip(ref_out["vision_pos_enc"], ours.vision_pos_enc)):
+    for level, (ref_pos, pos) in enumerate(zip(ref_out["vision_pos_enc"], ours.vision_pos_enc, strict=True)):
         assert_features_close(ref_pos, pos, f"vision_pos_enc[{level}]")
     assert_features_close(ref_out["vision_features"], ours.vision_features, "vision_features")
 
@@ -191,7 +193,9 @@ def test_forward_image_features(tiny: ModelPair, model_input: torch.Tensor, ref_
         assert_features_close(ref_features["vision_feats"][level], ours.vision_feats[level], f"vision_feats[{level}]")
         assert_features_close(ref_features["vision_pos"][level], ours.vision_pos[level], f"vision_pos[{level}]")
     assert_features_close(ref_features["image_embed"], embed, "image embedding")
-    for level, (ref_map, our_map) in enumerate(zip(ref_features["high_res_feats"], ours.high_res_features())):
+    for level, (ref_map, our_map) in enumerate(
+        zip(ref_features["high_res_feats"], ours.high_res_features(), strict=True)
+    ):
         assert_features_close(ref_map, our_map, f"high_res_feats[{level}]")
 
 
@@ -278,7 +282,9 @@ def e2e_predictors(e2e_pair: ModelPair) -> tuple[Any, Any]:
 def test_image_embedding(e2e_predictors: tuple[Any, Any]) -> None:
     ref_pred, our_pred = e2e_predictors
     assert_features_close(ref_pred.get_image_embedding(), our_pred.get_image_embedding(), "image embedding")
-    for level, (ref_feat, feat) in enumerate(zip(ref_pred._features["high_res_feats"], our_pred._high_res_feats)):
+    for level, (ref_feat, feat) in enumerate(
+        zip(ref_pred._features["high_res_feats"], our_pred._high_res_feats, strict=True)
+    ):
         assert_features_close(ref_feat, feat, f"high_res_feats[{level}]")
 
 
@@ -431,9 +437,7 @@ def test_postprocess_low_res_masks_matches_reference(
     assert torch.equal(ours, expected), f"{int((ours != expected).sum())} of {ours.numel()} values differ"
 
 
-def test_predictor_hole_filling_matches_reference(
-    reference_components: None, e2e_predictors: tuple[Any, Any]
-) -> None:
+def test_predictor_hole_filling_matches_reference(reference_components: None, e2e_predictors: tuple[Any, Any]) -> None:
     """With max_hole_area / max_sprinkle_area on, our predictor (its own connected components)
     equals the reference predictor given a working connected-components function."""
     ref_pred, our_pred = e2e_predictors

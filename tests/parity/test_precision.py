@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
-from conftest import make_model_pair
 from test_image_parity import IMAGE_HW, SCENARIOS
 from test_video_parity import IMAGE_SIZE as VIDEO_SIZE
 from test_video_parity import panned_clip
 
+from conftest import make_model_pair
 from sam2kit.build import build_model
 from sam2kit.predict.image import ImagePredictor
 from sam2kit.predict.video import VideoPredictor
@@ -38,7 +37,9 @@ def _mask_ious(fp32: Any, bf16: Any) -> list[float]:
     """IoU of every (H, W) mask of two equally shaped mask stacks."""
     fp32, bf16 = np.asarray(fp32), np.asarray(bf16)
     assert fp32.shape == bf16.shape
-    return [_iou(a, b) for a, b in zip(fp32.reshape(-1, *fp32.shape[-2:]), bf16.reshape(-1, *bf16.shape[-2:]))]
+    return [
+        _iou(a, b) for a, b in zip(fp32.reshape(-1, *fp32.shape[-2:]), bf16.reshape(-1, *bf16.shape[-2:]), strict=True)
+    ]
 
 
 def _bf16_twin(model: Any, tmp_path: Path) -> Any:
@@ -97,9 +98,11 @@ def test_video_session_agrees_with_fp32(sam2_reference: Any, tmp_path: Path) -> 
         predictor.add_new_mask(state, 0, 3, mask)
         predictor.add_new_points_or_box(state, 6, 1, points=[[160, 120], [60, 60]], labels=[1, 0])
         frames = [logits.numpy() for _, _, logits in predictor.propagate_in_video(state)]
-        frames += [logits.numpy() for _, _, logits in predictor.propagate_in_video(state, start_frame_idx=11, reverse=True)]
+        frames += [
+            logits.numpy() for _, _, logits in predictor.propagate_in_video(state, start_frame_idx=11, reverse=True)
+        ]
         masks[name] = frames
-    ious = [iou for a, b in zip(masks["fp32"], masks["bf16"]) for iou in _mask_ious(a, b)]
+    ious = [iou for a, b in zip(masks["fp32"], masks["bf16"], strict=True) for iou in _mask_ious(a, b)]
     assert len(ious) == 3 * 24
     _check(ious, "video session")
 

@@ -8,15 +8,14 @@ reference skips it without its CUDA extension). Every yielded frame must agree: 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import assert_logits_close, make_model_pair, mask_mismatch_fraction
-
 from sam2kit.predict.video import VideoPredictor
 
 IMAGE_SIZE = 256
@@ -147,7 +146,7 @@ def test_multi_object_interactive_session(sam2_reference: Any, jpeg_video: Path,
     our_ids, our_updates = session.ours.remove_object(session.our_state, 2)
     assert our_ids == ref_ids == [1, 3]
     assert [t for t, _ in our_updates] == [t for t, _ in ref_updates]
-    for (t, ref_masks), (_, our_masks) in zip(ref_updates, our_updates):
+    for (t, ref_masks), (_, our_masks) in zip(ref_updates, our_updates, strict=True):
         session.compare((t, ref_ids, ref_masks), (t, our_ids, our_masks), "remove_object")
     session.propagate()
     assert session.frames_compared == 4 + NUM_FRAMES + 1 + NUM_FRAMES + len(ref_updates) + NUM_FRAMES
@@ -175,5 +174,5 @@ def test_objects_are_batched_with_identical_results(jpeg_video: Path) -> None:
         alone = predictor.init_state(jpeg_video)
         predictor.add_new_points_or_box(alone, 0, obj_id, points=points, labels=[1])
         single = [masks for _, _, masks in predictor.propagate_in_video(alone, max_frame_num_to_track=5)]
-        for frame_masks, frame_single in zip(batched, single):
+        for frame_masks, frame_single in zip(batched, single, strict=True):
             assert_logits_close(frame_single[0], frame_masks[index], "batched vs single object")

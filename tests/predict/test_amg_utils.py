@@ -1,36 +1,28 @@
-"""Parity of sam2kit.predict.amg_utils with the reference `sam2.utils.amg`, on random inputs."""
+"""Parity of sam2kit.predict.amg_utils with the reference `sam2.utils.amg`, on random inputs.
+
+(The reference's RLE helpers are compared with `sam2kit.io.masks` in tests/io/test_masks.py.)"""
 
 from __future__ import annotations
 
 import importlib
 import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from sam2kit.predict import amg_utils
 from sam2kit.predict.amg_utils import (
-    MaskData,
-    area_from_rle,
     batch_iterator,
     batched_mask_to_box,
-    box_xyxy_to_xywh,
     build_all_layer_point_grids,
     build_point_grid,
     calculate_stability_score,
-    coco_encode_rle,
+    check_point_grids,
     generate_crop_boxes,
     is_box_near_crop_edge,
-    mask_to_rle_pytorch,
-    remove_small_regions,
     remove_small_regions_batched,
-    rle_to_mask,
     uncrop_boxes_xyxy,
-    uncrop_masks,
-    uncrop_points,
 )
 
 
@@ -90,49 +82,6 @@ def assert_same(ours, want) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# MaskData
-
-
-def mask_data_fields(seed: int) -> dict:
-    generator = torch.Generator().manual_seed(seed)
-    return {
-        "iou_preds": torch.rand(6, generator=generator),
-        "boxes": torch.randint(0, 50, (6, 4), generator=generator),
-        "masks": torch.rand(6, 5, 5, generator=generator) > 0.5,
-        "points": np.arange(12, dtype=np.float64).reshape(6, 2) + seed,
-        "rles": [{"counts": [i, seed]} for i in range(6)],
-    }
-
-
-def test_mask_data_parity(ref) -> None:
-    ours, want = MaskData(**mask_data_fields(0)), ref.MaskData(**mask_data_fields(0))
-    for data in (ours, want):
-        data.filter(data["iou_preds"] > 0.3)
-        data.cat(type(data)(**mask_data_fields(1)))
-        data.filter(torch.tensor([0, 2, 3, 7, 8]))
-        data["extra"] = torch.arange(5)
-        data.cat(type(data)(**mask_data_fields(2)))
-        del data["masks"]
-        data.to_numpy()
-    assert list(ours.keys()) == [key for key, _ in want.items()]
-    for key, value in want.items():
-        assert_same(ours[key], value)
-    assert "boxes" in ours and "masks" not in ours
-
-
-def test_mask_data_new_field_is_a_copy() -> None:
-    rles = [{"counts": [1, 2]}]
-    data = MaskData()
-    data.cat(MaskData(rles=rles, scores=None))
-    data["rles"][0]["counts"].append(3)
-    assert rles == [{"counts": [1, 2]}]
-    data.filter(torch.tensor([True]))
-    assert data["scores"] is None
-    with pytest.raises(TypeError, match="scores"):
-        MaskData(scores=3.0)
-
-
-# ---------------------------------------------------------------------------------------------
 # boxes, points, crops
 
 
@@ -146,15 +95,6 @@ def test_is_box_near_crop_edge_parity(ref) -> None:
         assert_same(is_box_near_crop_edge(boxes, crop_box, [0, 0, 640, 480]), want)
         want = ref.is_box_near_crop_edge(boxes.float(), crop_box, [0, 0, 640, 480], atol=5.0)
         assert_same(is_box_near_crop_edge(boxes.float(), crop_box, [0, 0, 640, 480], 5.0), want)
-
-
-def test_box_xyxy_to_xywh_parity(ref) -> None:
-    for box in (torch.tensor([3, 4, 10, 20]), torch.tensor([1.5, 2.0, 7.25, 9.0]),
-                np.array([3.0, 4.0, 10.0, 20.0], dtype=np.float32)):
-        assert_same(box_xyxy_to_xywh(box), ref.box_xyxy_to_xywh(box))
-        assert box[2] in (10, 7.25)  # the input is untouched
-    batch = torch.tensor([[0, 0, 5, 6], [2, 3, 4, 9]])
-    assert_same(box_xyxy_to_xywh(batch), torch.tensor([[0, 0, 5, 6], [2, 3, 2, 6]]))
 
 
 def test_batch_iterator_parity(ref) -> None:
@@ -186,19 +126,26 @@ def test_generate_crop_boxes_parity(ref, im_size, n_layers, overlap_ratio) -> No
     assert_same(ours, ref.generate_crop_boxes(im_size, n_layers, overlap_ratio))
 
 
-def test_uncrop_parity(ref) -> None:
+def test_uncrop_boxes_parity(ref) -> None:
     generator = torch.Generator().manual_seed(0)
     crop_box = [37, 12, 300, 200]
     for boxes in (torch.randint(0, 100, (5, 4), generator=generator),
                   torch.rand(2, 5, 4, generator=generator) * 100):
         assert_same(uncrop_boxes_xyxy(boxes, crop_box), ref.uncrop_boxes_xyxy(boxes, crop_box))
-    for points in (torch.rand(7, 2, generator=generator) * 100,
-                   torch.randint(0, 100, (3, 7, 2), generator=generator)):
-        assert_same(uncrop_points(points, crop_box), ref.uncrop_points(points, crop_box))
-    masks = torch.rand(3, 188, 263, generator=generator) > 0.5
-    want = ref.uncrop_masks(masks, crop_box, 240, 320)
-    assert_same(uncrop_masks(masks, crop_box, 240, 320), want)
-    assert uncrop_masks(masks, [0, 0, 263, 188], 188, 263) is masks
+
+
+def test_check_point_grids() -> None:
+    grids = check_point_grids([np.array([[0.5, 0.5]]), [[0.0, 1.0], [0.25, 0.75]]], crop_n_layers=1)
+    assert [grid.dtype for grid in grids] == [np.float64, np.float64]
+    assert grids[1].shape == (2, 2)
+    with pytest.raises(TypeError, match="list of"):
+        check_point_grids(np.zeros((4, 2)), 0)
+    with pytest.raises(ValueError, match="needs 2"):
+        check_point_grids([np.zeros((4, 2))], 1)
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        check_point_grids([np.zeros((4, 3))], 0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        check_point_grids([np.full((4, 2), 1.5)], 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,34 +173,8 @@ def test_calculate_stability_score_parity(ref, threshold: float, offset: float) 
     assert torch.isnan(want[0, 0])
 
 
-def test_mask_to_rle_parity(ref) -> None:
-    masks = random_masks((12, 37, 53), seed=1)
-    masks[0] = False
-    masks[1] = True
-    masks[2, 0, 0] = True
-    masks[3, 0, 0] = False
-    masks[4] = False
-    masks[4, -1, -1] = True
-    rles = mask_to_rle_pytorch(masks)
-    assert_same(rles, ref.mask_to_rle_pytorch(masks))
-    for mask, rle in zip(masks, rles, strict=True):
-        decoded = rle_to_mask(rle)
-        assert_same(decoded, ref.rle_to_mask(rle))
-        np.testing.assert_array_equal(decoded, mask.numpy())
-        assert area_from_rle(rle) == ref.area_from_rle(rle) == int(mask.sum())
-    assert_same(mask_to_rle_pytorch(masks[:0]), [])
-    with pytest.raises(ValueError, match="counts"):
-        rle_to_mask({"size": [2, 2], "counts": [1, 2]})
-
-
-def test_coco_encode_rle_parity(ref) -> None:
-    import_reference("pycocotools")
-    for rle in mask_to_rle_pytorch(random_masks((3, 30, 41), seed=2)):
-        assert_same(coco_encode_rle(rle), ref.coco_encode_rle(rle))
-
-
 # ---------------------------------------------------------------------------------------------
-# remove_small_regions
+# remove_small_regions_batched
 
 
 def small_region_cases() -> list[np.ndarray]:
@@ -264,18 +185,6 @@ def small_region_cases() -> list[np.ndarray]:
     cases += [ties, ties.T.copy(), ties[::-1].copy(), ties[:, ::-1].copy()]
     cases += [np.zeros((8, 8), dtype=bool), np.ones((8, 8), dtype=bool)]
     return cases
-
-
-@pytest.mark.parametrize("mode", ["holes", "islands"])
-@pytest.mark.parametrize("area_thresh", [1, 4, 30, 400, 1e6])
-def test_remove_small_regions_parity(ref, mode: str, area_thresh: float) -> None:
-    import_reference("cv2")
-    for mask in small_region_cases():
-        want_mask, want_changed = ref.remove_small_regions(mask, area_thresh, mode)
-        ours_mask, ours_changed = remove_small_regions(mask, area_thresh, mode)
-        assert ours_changed == want_changed
-        np.testing.assert_array_equal(ours_mask, want_mask)
-        assert ours_mask.dtype == bool
 
 
 @pytest.mark.parametrize("mode", ["holes", "islands"])
@@ -294,20 +203,8 @@ def test_remove_small_regions_batched_parity(ref, mode: str) -> None:
                 np.testing.assert_array_equal(ours_mask.numpy(), want_mask)
 
 
-def test_remove_small_regions_without_scipy(ref, monkeypatch: pytest.MonkeyPatch) -> None:
-    import_reference("cv2")
-    monkeypatch.setitem(sys.modules, "scipy", None)
-    monkeypatch.setitem(sys.modules, "scipy.ndimage", None)
-    for mask in small_region_cases()[::3]:
-        for mode in ("holes", "islands"):
-            want_mask, want_changed = ref.remove_small_regions(mask, 20, mode)
-            ours_mask, ours_changed = remove_small_regions(mask, 20, mode)
-            assert ours_changed == want_changed
-            np.testing.assert_array_equal(ours_mask, want_mask)
-
-
-def test_remove_small_regions_rejects_bad_mode() -> None:
+def test_remove_small_regions_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="holes"):
-        remove_small_regions(np.zeros((4, 4), dtype=bool), 3, "sprinkles")
-    with pytest.raises(ValueError, match="holes"):
-        amg_utils.remove_small_regions_batched(torch.zeros(1, 4, 4, dtype=torch.bool), 3, "x")
+        remove_small_regions_batched(torch.zeros(1, 4, 4, dtype=torch.bool), 3, "sprinkles")
+    with pytest.raises(ValueError, match=r"\(B, H, W\)"):
+        remove_small_regions_batched(torch.zeros(4, 4, dtype=torch.bool), 3, "holes")

@@ -21,7 +21,8 @@ from PIL import Image
 from sam2kit.build import build_model
 from sam2kit.checkpoint import save_checkpoint
 from sam2kit.config import get_config
-from sam2kit.predict.automatic import MaskGenerator, SAM2AutomaticMaskGenerator, _GridPointDecoder
+from sam2kit.predict.automatic import MaskGenerator, SAM2AutomaticMaskGenerator
+from sam2kit.predict.grid_decoder import GridPointDecoder
 
 pytest.importorskip("torchvision", reason="the mask generator's NMS needs torchvision")
 
@@ -92,7 +93,7 @@ def test_output_modes_encode_the_same_masks(model: Any, image: np.ndarray, recor
     uncompressed = MaskGenerator(model, output_mode="uncompressed_rle", **LOOSE).generate(image)
     coco = MaskGenerator(model, output_mode="coco_rle", **LOOSE).generate(image)
     assert len(uncompressed) == len(coco) == len(records)
-    for binary, raw, compressed in zip(records, uncompressed, coco):
+    for binary, raw, compressed in zip(records, uncompressed, coco, strict=True):
         rle = raw["segmentation"]
         assert rle["size"] == [HEIGHT, WIDTH] and all(isinstance(c, int) for c in rle["counts"])
         assert sum(rle["counts"]) == HEIGHT * WIDTH
@@ -115,7 +116,7 @@ def test_coco_json_round_trip_through_pycocotools(records: list[dict[str, Any]],
     coco = COCO(str(tmp_path / "annotations.json"))
     annotations = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
     assert len(annotations) == len(records)
-    for annotation, record in zip(annotations, records):
+    for annotation, record in zip(annotations, records, strict=True):
         assert np.array_equal(coco.annToMask(annotation).astype(bool), record["segmentation"])
         assert annotation["area"] == record["area"]
         assert annotation["score"] == pytest.approx(record["predicted_iou"])
@@ -130,7 +131,7 @@ def test_grid_decoder_matches_the_model_decoder(model: Any, image: np.ndarray) -
         image_embed, high_res = generator._embed(image_to_tensor(image))
         points = torch.rand(9, 2, generator=torch.Generator().manual_seed(1)) * IMAGE_SIZE
         expected_iou, expected_logits = generator._run_decoder(points, None, True, image_embed, high_res)
-        iou, logits_of = _GridPointDecoder(model, image_embed, high_res).decode(points)
+        iou, logits_of = GridPointDecoder(model, image_embed, high_res).decode(points)
         index = torch.tensor([0, 4, 5, 13, 26, 2])
         logits = logits_of(index)
     assert torch.allclose(iou, expected_iou.flatten(), atol=1e-5)
@@ -142,7 +143,7 @@ def test_fast_and_plain_paths_give_the_same_masks(model: Any, image: np.ndarray,
     plain._fast_decoder = False
     expected = plain.generate(image)
     assert len(expected) == len(records)
-    for ours, theirs in zip(records, expected):
+    for ours, theirs in zip(records, expected, strict=True):
         assert np.array_equal(ours["segmentation"], theirs["segmentation"])
         assert ours["predicted_iou"] == pytest.approx(theirs["predicted_iou"], abs=1e-5)
 
@@ -150,7 +151,8 @@ def test_fast_and_plain_paths_give_the_same_masks(model: Any, image: np.ndarray,
 def test_points_per_batch_does_not_change_results(model: Any, image: np.ndarray, records: list[dict[str, Any]]) -> None:
     small_batches = MaskGenerator(model, **{**LOOSE, "points_per_batch": 3}).generate(image)
     assert [r["bbox"] for r in small_batches] == [r["bbox"] for r in records]
-    assert all(np.array_equal(a["segmentation"], b["segmentation"]) for a, b in zip(small_batches, records))
+    for a, b in zip(small_batches, records, strict=True):
+        assert np.array_equal(a["segmentation"], b["segmentation"])
 
 
 def test_crops_and_cleanup_run(model: Any, image: np.ndarray) -> None:
@@ -278,9 +280,10 @@ def test_auto_cli_end_to_end(
     assert summary["images"] == 3 and summary["model"]["image_size"] == IMAGE_SIZE
     assert "auto" in captured.err  # the progress bar
     coco = COCO(str(out / "annotations.json"))
-    assert [img["file_name"] for img in coco.dataset["images"]] == [str(single), str(folder / "a.png"), str(folder / "b.jpg")]
+    expected_files = [str(single), str(folder / "a.png"), str(folder / "b.jpg")]
+    assert [img["file_name"] for img in coco.dataset["images"]] == expected_files
     assert summary["masks"] == len(coco.dataset["annotations"]) > 0
-    for entry, image_info in zip(summary["per_image"], coco.dataset["images"]):
+    for entry, image_info in zip(summary["per_image"], coco.dataset["images"], strict=True):
         annotations = coco.loadAnns(coco.getAnnIds(imgIds=[image_info["id"]]))
         assert len(annotations) == entry["masks"]
         for annotation in annotations:

@@ -9,9 +9,10 @@ bias so that objects reliably appear. The whole module runs in about a minute on
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiny_model(image_size: int) -> SAM2Model:
     """SAM 2.1 tiny at ``image_size`` on seeded random weights, objects biased to appear."""
     torch.manual_seed(0)
@@ -51,7 +52,7 @@ def tiny_model(image_size: int) -> SAM2Model:
     return model.eval()
 
 
-@lru_cache(maxsize=None)
+@cache
 def panned_frames(count: int, height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
     """``(count, height, width, 3)`` uint8: a window panning across scikit-image's astronaut."""
     skimage_data = pytest.importorskip("skimage.data", reason="scikit-image provides the test photograph")
@@ -211,7 +212,7 @@ def test_retained_state_is_the_same_after_50_and_500_frames() -> None:
             stream.add_new_prompt(idx, 2, points=[[24, 12]], labels=[1])
     assert snapshots[50] == snapshots[500]
     assert snapshots[500]["frames_held"] == 1 and snapshots[500]["features_cached_for_current_frame"]
-    window = stream._video.memory_window  # pointers of the last 15 frames, spatial memories of 6
+    window = stream.engine.memory_window  # pointers of the last 15 frames, spatial memories of 6
     assert snapshots[500]["tables"][(1, "non_cond")] <= window + 1
 
 
@@ -241,7 +242,7 @@ def test_frame_types_give_the_same_masks() -> None:
         stream.add_new_prompt(0, 1, box=[4, 4, 20, 16])
         results[name] = [stream.track(item)[1] for item in items[1:]]
     for name, masks in results.items():
-        for ours, ref in zip(masks, results["numpy"]):
+        for ours, ref in zip(masks, results["numpy"], strict=True):
             assert torch.equal(ours, ref), name
 
 
@@ -415,7 +416,11 @@ def test_stream_cli_ends_cleanly_when_the_source_breaks(
         if then == "network"
         else np.zeros((50, 60, 3), dtype=np.uint8)
     )
-    monkeypatch.setattr(stream_module, "open_stream", lambda source: _BreakingStream(panned_frames(3, 96, 128), failure))
+
+    def open_breaking_stream(source: Any) -> _BreakingStream:
+        return _BreakingStream(panned_frames(3, 96, 128), failure)
+
+    monkeypatch.setattr(stream_module, "open_stream", open_breaking_stream)
     assert main(_cli(["--source", "rtsp://cam/live", "--box", "20,10,90,80"], cli_checkpoint)) == 0
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 3

@@ -74,7 +74,7 @@ def test_video_file_and_frame_folder_give_the_same_masks(predictor, tmp_path: Pa
     from_folder = track_all(predictor, folder)
     from_array = track_all(predictor, clip)
     assert len(from_file) == len(from_folder) == len(from_array) == 12
-    for a, b, c in zip(from_file, from_folder, from_array):
+    for a, b, c in zip(from_file, from_folder, from_array, strict=True):
         assert torch.equal(a, b) and torch.equal(a, c)
 
 
@@ -88,7 +88,7 @@ def test_lossy_mp4_equals_its_decoded_frames(predictor, tmp_path: Path) -> None:
             writer.write(frame)
     decoded = np.stack(list(open_frames(tmp_path / "clip.mp4")))
     folder = write_frames_to_folder(decoded, tmp_path / "decoded", extension=".png")
-    for a, b in zip(track_all(predictor, tmp_path / "clip.mp4"), track_all(predictor, folder)):
+    for a, b in zip(track_all(predictor, tmp_path / "clip.mp4"), track_all(predictor, folder), strict=True):
         assert torch.equal(a, b)
 
 
@@ -202,3 +202,45 @@ def test_bad_inputs_give_clear_errors(predictor, tmp_path: Path) -> None:
         next(predictor.propagate_in_video(state, start_frame_idx=9))
     with pytest.raises(RuntimeError, match="results_dir"):
         predictor.get_frame_masks(state, 0)
+
+
+# ------------------------------------------------------------------------------- engine
+def test_engine_steps_a_clip_with_gradients_like_the_predictor(model) -> None:
+    """The tracking engine, driven as a training loop drives it (autograd on, features given,
+    prompts in model pixels), gives the predictor's masks and gradients reach the memory modules."""
+    from sam2kit.modeling.sam2 import PointPrompts
+    from sam2kit.predict.tracker import TrackingEngine
+    from sam2kit.predict.transforms import preprocess_frame_pil
+    from sam2kit.predict.video_state import InferenceState
+
+    clip = synthetic_clip(4, height=128, width=128)
+    predictor = VideoPredictor(model, fill_hole_area=0, show_progress=False)
+    state = predictor.init_state(clip)
+    predictor.add_new_points_or_box(state, 0, 1, points=[[24, 24]], labels=[1])
+    expected = [masks for _, _, masks in predictor.propagate_in_video(state)]
+
+    engine = TrackingEngine(model, fill_hole_area=0)
+    session = InferenceState(frames=None, num_frames=4, video_height=128, video_width=128,
+                             device=torch.device("cpu"), storage_device=torch.device("cpu"))
+    features = [model.forward_image(preprocess_frame_pil(frame, 128)[None]) for frame in clip]
+    with pytest.raises(RuntimeError, match="set_frame_features"):
+        engine.frame_features(session, 0)
+    try:
+        engine.set_frame_features(session, 0, features[0])
+        click = PointPrompts(torch.tensor([[[24.0, 24.0]]]), torch.tensor([[1]], dtype=torch.int32))
+        steps = [engine.add_points(session, 1, 0, click)]
+        engine.commit_prompts(session)
+        for t in range(1, 4):
+            engine.set_frame_features(session, t, features[t])
+            steps.append(engine.track_frame(session, t))
+        assert all(step.obj_ids == [1] and step.low_res_masks.requires_grad for step in steps)
+        assert steps[-1].model_outputs[0][1].ious.requires_grad
+        for t, step in enumerate(steps):
+            masks = engine.video_res_masks(session, step.low_res_masks)
+            torch.testing.assert_close(masks, expected[t], atol=1e-3, rtol=0)
+        loss = sum(step.low_res_masks.sigmoid().mean() + step.object_score_logits.sum() for step in steps)
+        loss.backward()
+        for module in (model.memory_attention, model.memory_encoder, model.image_encoder):
+            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    finally:
+        model.zero_grad(set_to_none=True)

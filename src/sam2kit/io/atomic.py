@@ -14,8 +14,9 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
+
+from sam2kit.io.closeable import Closeable
 
 
 @contextlib.contextmanager
@@ -76,7 +77,7 @@ def save_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> P
     return atomic_write(path, text + "\n")
 
 
-class JsonlWriter:
+class JsonlWriter(Closeable):
     """Write one JSON object per line to a text stream (e.g. sys.stdout) or to a file path.
 
     Each record is flushed as it is written, so a consumer can follow the output live. When given
@@ -102,14 +103,3 @@ class JsonlWriter:
     def close(self) -> None:
         if self._owns_file and not self._file.closed:
             self._file.close()
-
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -40,8 +40,8 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
-ImageItem = Union[str, os.PathLike, Image.Image, np.ndarray]
-VideoInput = Union[str, os.PathLike, np.ndarray, Sequence[ImageItem], FrameSource]
+ImageItem = str | os.PathLike | Image.Image | np.ndarray
+VideoInput = str | os.PathLike | np.ndarray | Sequence[ImageItem] | FrameSource
 
 _ACCEPTED = (
     "a video file path (mp4, mov, mkv, webm, avi, ...), a folder of .jpg/.jpeg/.png frames, "

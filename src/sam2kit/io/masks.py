@@ -16,17 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from sam2kit.io.atomic import JsonlWriter, atomic_path, atomic_write, save_json
-from sam2kit.io.overlay import object_color, overlay_masks
+from sam2kit.io.atomic import atomic_path, save_json
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
     "CocoWriter",
-    "JsonlWriter",
-    "atomic_path",
-    "atomic_write",
     "coco_rle_to_mask",
     "davis_palette",
     "decode_rle",
@@ -35,11 +31,8 @@ __all__ = [
     "load_palette_png",
     "mask_to_box_xywh",
     "masks_to_uncompressed_rle",
-    "object_color",
-    "overlay_masks",
     "rle_area",
     "save_coco_json",
-    "save_json",
     "save_mask_png",
     "save_palette_png",
     "to_coco_rle",
@@ -176,8 +169,8 @@ def _change_point_keys(masks: Any) -> np.ndarray:
 
     mask_v, row, column = (masks[:, 1:, :] != masks[:, :-1, :]).nonzero(as_tuple=True)
     mask_a, column_a = (masks[:, 0, 1:] != masks[:, -1, :-1]).nonzero(as_tuple=True)
-    keys = torch.cat([mask_v * total + column * height + row + 1, mask_a * total + (column_a + 1) * height])
-    return keys.sort().values.cpu().numpy()
+    key_tensor = torch.cat([mask_v * total + column * height + row + 1, mask_a * total + (column_a + 1) * height])
+    return key_tensor.sort().values.cpu().numpy()
 
 
 def _runs_from_change_points(keys: np.ndarray, first_pixels: np.ndarray, height: int, width: int) -> list[RLE]:
@@ -247,10 +240,9 @@ def masks_to_uncompressed_rle(masks: torch.Tensor) -> list[RLE]:
     if height * width == 0:
         return [{"size": [height, width], "counts": []} for _ in range(num_masks)]
     if masks.device.type == "cpu":
-        masks = masks.numpy()
-        first_pixels = masks[:, 0, 0]
-    else:
-        first_pixels = masks[:, 0, 0].cpu().numpy()
+        array = masks.numpy()
+        return _runs_from_change_points(_change_point_keys(array), array[:, 0, 0], height, width)
+    first_pixels = masks[:, 0, 0].cpu().numpy()
     return _runs_from_change_points(_change_point_keys(masks), first_pixels, height, width)
 
 
@@ -351,9 +343,9 @@ class CocoWriter:
         for name, values in columns.items():
             if len(values) != masks.shape[0]:
                 raise ValueError(f"{name} has {len(values)} values for {masks.shape[0]} masks")
-        ids = []
-        for index, rle in enumerate(to_coco_rle(masks)):  # type: ignore[arg-type]
-            annotation = {
+        ids: list[int] = []
+        for index, rle in enumerate(to_coco_rle(masks)):
+            annotation: dict[str, Any] = {
                 "id": len(self.annotations) + 1,
                 "image_id": image_id,
                 "category_id": int(category_id),

@@ -78,7 +78,7 @@ def overlay_masks(
         if palette.shape[0] != count:
             raise ValueError(f"got {palette.shape[0]} colors for {count} masks")
     output = image.astype(np.float32)
-    for mask, color in zip(masks, palette):
+    for mask, color in zip(masks, palette, strict=True):
         output[mask] = output[mask] * (1.0 - alpha) + color * alpha
         if draw_contours:
             output[_boundary(mask)] = color

@@ -13,9 +13,10 @@ import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from types import TracebackType
 
 import numpy as np
+
+from sam2kit.io.closeable import Closeable
 
 
 class VideoReadError(ValueError):
@@ -68,7 +69,7 @@ class FrameCache:
         return len(self._frames)
 
 
-class FrameSource(abc.ABC):
+class FrameSource(Closeable):
     """A random-access sequence of RGB frames, all of shape (height, width, 3), dtype uint8.
 
     Subclasses implement `__len__`, `height`, `width` and `_read(index)`; index validation,
@@ -127,17 +128,6 @@ class FrameSource(abc.ABC):
 
     def close(self) -> None:
         """Release file handles and caches; reading again later reopens lazily."""
-
-    def __enter__(self) -> FrameSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from sam2kit.io.closeable import Closeable
 from sam2kit.io.video_file import require_av
 
 _URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
@@ -22,7 +22,7 @@ class StreamError(RuntimeError):
     """A live stream could not be opened, or failed while decoding."""
 
 
-class LiveStream:
+class LiveStream(Closeable):
     """Iterate over `(frame_index, timestamp_seconds, rgb)` of a live source.
 
     `rgb` is a new (H, W, 3) uint8 C-contiguous array; `frame_index` counts decoded frames from
@@ -83,17 +83,6 @@ class LiveStream:
         if self._container is not None:
             self._container.close()
             self._container = None
-
-    def __enter__(self) -> LiveStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_stream(source: str | Path, *, options: dict[str, str] | None = None) -> LiveStream:

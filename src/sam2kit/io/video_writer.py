@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from sam2kit.io.atomic import atomic_path
+from sam2kit.io.closeable import Closeable
 from sam2kit.io.source import check_frame_array
 from sam2kit.io.video_file import fraction_fps, require_av
 
@@ -26,7 +27,7 @@ def _encoder_available(av: Any, name: str) -> bool:
     return True
 
 
-class VideoWriter:
+class VideoWriter(Closeable):
     """Write (H, W, 3) uint8 RGB frames to a video file, usually an .mp4.
 
     The encoder is libx264 (H.264) when the PyAV build has it, else mpeg4; pixels are yuv420p,
@@ -140,15 +141,13 @@ class VideoWriter:
                 self._files.__exit__(RuntimeError, error, None)
         self._files = contextlib.ExitStack()
 
-    def __enter__(self) -> VideoWriter:
-        return self
-
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        # Unlike other io objects, an error inside the `with` block discards the output.
         if exc_type is None:
             self.close()
         else:

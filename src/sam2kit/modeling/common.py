@@ -25,7 +25,7 @@ class MLP(nn.Module):
         super().__init__()
         dims_in = [input_dim] + [hidden_dim] * (num_layers - 1)
         dims_out = [hidden_dim] * (num_layers - 1) + [output_dim]
-        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims_in, dims_out))
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims_in, dims_out, strict=True))
         self.act = activation()
         self.sigmoid_output = sigmoid_output
 
@@ -36,6 +36,27 @@ class MLP(nn.Module):
             if i < last:
                 x = self.act(x)
         return torch.sigmoid(x) if self.sigmoid_output else x
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, zero a residual branch for a random ``rate`` of the samples
+    and scale the kept ones by ``1 / (1 - rate)``; in eval, the identity. No parameters."""
+
+    def __init__(self, rate: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"drop path rate must be in [0, 1), got {rate}")
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (B, ...)
+        if self.rate == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.rate
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate:.3f}"
 
 
 class LayerNorm2d(nn.Module):

@@ -1,7 +1,8 @@
 """Hiera: the hierarchical vision transformer trunk of the SAM 2 image encoder.
 
 Four stages at strides 4, 8, 16, 32. Blocks attend within local windows except a few global blocks;
-the first block of stages 2-4 max-pools its queries (q-pooling) to halve the resolution.
+the first block of stages 2-4 max-pools its queries (q-pooling) to halve the resolution. For
+training, the blocks' residual branches take stochastic depth (``drop_path_rate``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import MLP, attention
+from .common import MLP, DropPath, attention
 
 #: Tokens per group of windows in :meth:`MultiScaleBlock._forward_by_windows` (e.g. 64 windows
 #: of 8x8): large enough for efficient matmuls, small enough for the group's activations
@@ -93,6 +94,7 @@ class MultiScaleBlock(nn.Module):
         mlp_ratio: float = 4.0,
         q_stride: tuple[int, int] | None = None,
         window_size: int = 0,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         self.dim, self.dim_out = dim, dim_out
@@ -105,6 +107,7 @@ class MultiScaleBlock(nn.Module):
         self.mlp = MLP(dim_out, int(dim_out * mlp_ratio), dim_out, num_layers=2, activation=nn.GELU)
         if dim != dim_out:
             self.proj = nn.Linear(dim, dim_out)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, dim) -> (B, H', W', dim_out)
         if self._can_run_by_windows(x):
@@ -125,12 +128,15 @@ class MultiScaleBlock(nn.Module):
             h, w = shortcut.shape[1:3]
             padded = (h + (-h) % window, w + (-w) % window)
             x = window_unpartition(x, window, padded, (h, w))
-        x = shortcut + x
-        return x + self.mlp(self.norm2(x))
+        x = shortcut + self.drop_path(x)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def _can_run_by_windows(self, x: torch.Tensor) -> bool:
         """Whether the whole block can run window group by window group: windowed attention, a
-        map that needs no padding, and q-pooling (if any) that stays inside the windows."""
+        map that needs no padding, and q-pooling (if any) that stays inside the windows. Not while
+        stochastic depth is active: it drops whole samples, and a group of windows may span two."""
+        if self.training and isinstance(self.drop_path, DropPath):
+            return False
         window = self.window_size
         if window == 0 or x.shape[1] % window or x.shape[2] % window:
             return False
@@ -184,6 +190,7 @@ class Hiera(nn.Module):
         dim_mul: float = 2.0,
         head_mul: float = 2.0,
         mlp_ratio: float = 4.0,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.stage_ends = [sum(stages[: i + 1]) - 1 for i in range(len(stages))]
@@ -194,9 +201,12 @@ class Hiera(nn.Module):
         self._pos_cache: tuple[tuple, torch.Tensor] | None = None
 
         self.blocks = nn.ModuleList()
+        depth = sum(stages)
+        # Stochastic depth rises linearly from 0 (first block) to drop_path_rate (last block).
+        drop_rates = torch.linspace(0.0, drop_path_rate, depth).tolist()
         stage = 0
         dim = embed_dim
-        for i in range(sum(stages)):
+        for i in range(depth):
             # The first block of a stage still uses the previous stage's window size.
             window = 0 if i in global_att_blocks else window_spec[stage]
             dim_out = dim
@@ -212,6 +222,7 @@ class Hiera(nn.Module):
                     mlp_ratio=mlp_ratio,
                     q_stride=q_stride if i in pooled_blocks else None,
                     window_size=window,
+                    drop_path=drop_rates[i],
                 )
             )
             dim = dim_out
@@ -228,7 +239,7 @@ class Hiera(nn.Module):
             return self._pos_cache[1]
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
         window = self.pos_embed_window
-        reps = [p // s for p, s in zip(pos.shape, window.shape)]
+        reps = [p // s for p, s in zip(pos.shape, window.shape, strict=True)]
         embedding = (pos + window.tile(reps)).permute(0, 2, 3, 1)
         if not torch.is_grad_enabled() or not self.pos_embed.requires_grad:
             self._pos_cache = (key, embedding)

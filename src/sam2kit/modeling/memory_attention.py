@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -82,13 +84,16 @@ class MemoryAttention(nn.Module):
         )
         self.norm = nn.LayerNorm(d_model)
 
+    def _first_layer(self) -> MemoryAttentionLayer:
+        return cast(MemoryAttentionLayer, self.layers[0])
+
     def encode_query(self, curr: torch.Tensor, curr_pos: torch.Tensor) -> torch.Tensor:
         """Everything before the first memory is seen: the scaled position encoding and the first
         layer's self-attention. ``curr`` / ``curr_pos`` ``(HW, B, C)`` -> ``(B, HW, C)``.
 
         It depends on the frame only, so one result serves every object tracked on that frame.
         """
-        return self.layers[0].attend_self((curr + 0.1 * curr_pos).transpose(0, 1))
+        return self._first_layer().attend_self((curr + 0.1 * curr_pos).transpose(0, 1))
 
     def forward(
         self,
@@ -115,7 +120,7 @@ class MemoryAttention(nn.Module):
             query = self.encode_query(curr, curr_pos)  # type: ignore[arg-type]
         memory = memory.transpose(0, 1)
         memory_pos = memory_pos.transpose(0, 1)
-        output = self.layers[0].attend_memory(query, memory, memory_pos, num_k_exclude_rope=num_obj_ptr_tokens)
+        output = self._first_layer().attend_memory(query, memory, memory_pos, num_k_exclude_rope=num_obj_ptr_tokens)
         for layer in self.layers[1:]:
             output = layer(output, memory, memory_pos, num_k_exclude_rope=num_obj_ptr_tokens)
         return self.norm(output).transpose(0, 1)

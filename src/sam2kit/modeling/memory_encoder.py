@@ -42,7 +42,9 @@ class MaskDownSampler(nn.Module):
 class CXBlock(nn.Module):
     """ConvNeXt block: depthwise 7x7 conv, LayerNorm, pointwise MLP (x4), layer scale, residual."""
 
-    def __init__(self, dim: int = 256, kernel_size: int = 7, padding: int = 3, layer_scale_init_value: float = 1e-6) -> None:
+    def __init__(
+        self, dim: int = 256, kernel_size: int = 7, padding: int = 3, layer_scale_init_value: float = 1e-6
+    ) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=kernel_size, padding=padding, groups=dim)
         self.norm = nn.LayerNorm(dim, eps=1e-6)  # channels-last, where the MLP runs

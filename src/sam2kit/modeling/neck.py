@@ -1,8 +1,9 @@
-"""FPN neck and the image encoder (Hiera trunk + neck)."""
+"""FPN neck and the image encoder (Hiera trunk + neck), and how a config builds them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +11,9 @@ from torch import nn
 
 from .hiera import Hiera
 from .position import PositionEmbeddingSine
+
+if TYPE_CHECKING:
+    from ..config import SAM2Config
 
 
 @dataclass
@@ -84,3 +88,28 @@ class ImageEncoder(nn.Module):
         if self.scalp > 0:
             features, positions = features[: -self.scalp], positions[: -self.scalp]
         return BackboneOutput(backbone_fpn=features, vision_pos_enc=positions)
+
+
+def build_image_encoder(config: SAM2Config) -> ImageEncoder:
+    """The Hiera trunk and the FPN neck of ``config``."""
+    trunk = config.trunk
+    hiera = Hiera(
+        embed_dim=trunk.embed_dim,
+        num_heads=trunk.num_heads,
+        stages=trunk.stages,
+        global_att_blocks=trunk.global_att_blocks,
+        window_pos_embed_bkg_spatial_size=trunk.window_pos_embed_bkg_spatial_size,
+        window_spec=trunk.window_spec,
+        q_pool=trunk.q_pool,
+        q_stride=trunk.q_stride,
+        dim_mul=trunk.dim_mul,
+        head_mul=trunk.head_mul,
+        mlp_ratio=trunk.mlp_ratio,
+        drop_path_rate=trunk.drop_path_rate,
+    )
+    neck = FpnNeck(
+        backbone_channel_list=trunk.channel_list,
+        d_model=config.d_model,
+        fpn_top_down_levels=config.fpn_top_down_levels,
+    )
+    return ImageEncoder(hiera, neck, scalp=config.scalp)

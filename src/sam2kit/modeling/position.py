@@ -71,6 +71,8 @@ def sine_encoding_1d(positions: torch.Tensor, dim: int, temperature: float = 100
 class PositionEmbeddingRandom(nn.Module):
     """Random Fourier features of normalised (x, y) coordinates (SAM prompt encoder)."""
 
+    positional_encoding_gaussian_matrix: torch.Tensor  # (2, num_pos_feats) buffer
+
     def __init__(self, num_pos_feats: int = 64, scale: float | None = None) -> None:
         super().__init__()
         scale = 1.0 if scale is None or scale <= 0.0 else scale

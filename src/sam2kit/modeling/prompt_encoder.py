@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -53,6 +55,10 @@ class PromptEncoder(nn.Module):
         )
         self.no_mask_embed = nn.Embedding(1, embed_dim)
 
+    def _label_embeddings(self) -> torch.Tensor:
+        """The four learned label embeddings stacked: ``(4, C)``."""
+        return torch.cat([cast(nn.Embedding, embedding).weight for embedding in self.point_embeddings], dim=0)
+
     def get_dense_pe(self) -> torch.Tensor:
         """Position encoding of the image embedding grid: ``(1, embed_dim, H, W)``."""
         return self.pe_layer(self.image_embedding_size).unsqueeze(0)
@@ -70,7 +76,7 @@ class PromptEncoder(nn.Module):
         embedding = self.pe_layer.forward_with_coords(coords, self.input_image_size)
         is_pad = (labels == LABEL_PAD).unsqueeze(-1)
         embedding = torch.where(is_pad, self.not_a_point_embed.weight.expand_as(embedding), embedding)
-        table = torch.cat([e.weight for e in self.point_embeddings], dim=0)  # (4, C)
+        table = self._label_embeddings()  # (4, C)
         label_embed = table[labels.clamp(min=0, max=3).long()]
         return torch.where(labels.unsqueeze(-1) >= 0, embedding + label_embed, embedding)
 
@@ -78,7 +84,7 @@ class PromptEncoder(nn.Module):
         """``(B, 4)`` XYXY boxes in model-input pixels -> two corner tokens ``(B, 2, C)``."""
         corners = boxes.reshape(-1, 2, 2) + 0.5
         embedding = self.pe_layer.forward_with_coords(corners, self.input_image_size)
-        corner_embed = torch.cat([self.point_embeddings[2].weight, self.point_embeddings[3].weight], dim=0)
+        corner_embed = self._label_embeddings()[2:4]  # box corners
         return embedding + corner_embed
 
     def forward(

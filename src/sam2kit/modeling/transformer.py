@@ -67,10 +67,11 @@ class RoPEAttention(Attention):
         super().__init__(embedding_dim, num_heads, downsample_rate, kv_in_dim)
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
-        self._rope_cache: dict[tuple[int, str], torch.Tensor] = {}
+        self._rope_cache: dict[tuple[int, str, bool], torch.Tensor] = {}
 
     def _rope(self, num_tokens: int, device: torch.device) -> torch.Tensor:
-        key = (num_tokens, str(device))
+        # Tensors made under inference_mode cannot be saved for backward: keep a separate entry for them.
+        key = (num_tokens, str(device), torch.is_inference_mode_enabled())
         if key not in self._rope_cache:
             side = math.isqrt(num_tokens)
             if side * side != num_tokens:

@@ -1,18 +1,17 @@
-"""Building blocks of the automatic mask generator: point grids, crops, boxes, scores, RLE.
+"""The automatic mask generator's plan and measures: point grids, crop boxes, the crop-edge test,
+mask boxes, stability scores and small-region clean-up.
 
 Each function gives the same numbers as its namesake in the reference `sam2.utils.amg`; where the
-reference works one mask at a time, these work on whole batches of tensors.
+reference works one mask at a time, these work on whole batches of tensors. (Its RLE helpers have
+one home in sam2kit: `sam2kit.io.masks`.)
 
-Coordinates are pixels, boxes XYXY (x0, y0, x1, y1) unless a name says XYWH, crop boxes are
-`[x0, y0, x1, y1]` Python int lists. RLEs are uncompressed COCO RLEs in column-major order:
-``{"size": [H, W], "counts": [n_background, n_foreground, n_background, ...]}``.
+Coordinates are pixels, boxes XYXY (x0, y0, x1, y1), crop boxes `[x0, y0, x1, y1]` Python int lists.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import ItemsView, Iterator, KeysView, Sequence
+from collections.abc import Iterator, Sequence
 from itertools import product
 from typing import Any
 
@@ -22,103 +21,18 @@ import torch
 from .postprocess import connected_components
 
 __all__ = [
-    "MaskData",
     "is_box_near_crop_edge",
-    "box_xyxy_to_xywh",
     "batch_iterator",
-    "mask_to_rle_pytorch",
-    "rle_to_mask",
-    "area_from_rle",
     "calculate_stability_score",
     "build_point_grid",
     "build_all_layer_point_grids",
+    "check_point_grids",
     "generate_crop_boxes",
     "uncrop_boxes_xyxy",
-    "uncrop_points",
-    "uncrop_masks",
-    "remove_small_regions",
     "remove_small_regions_batched",
-    "coco_encode_rle",
     "batched_mask_to_box",
+    "boxes_from_extent",
 ]
-
-_Field = torch.Tensor | np.ndarray | list
-
-
-class MaskData:
-    """Named per-mask fields that share their first dimension: tensors, arrays or lists.
-
-    `data["boxes"]`, `data["rles"] = [...]`, `del data["masks"]`, `"masks" in data`, `data.keys()`,
-    `data.items()`; `filter` and `cat` edit in place. A field may be None (kept as None).
-    """
-
-    def __init__(self, **fields: _Field | None) -> None:
-        self._fields: dict[str, _Field | None] = {}
-        for name, value in fields.items():
-            self[name] = value
-
-    def __setitem__(self, name: str, value: _Field | None) -> None:
-        if value is not None and not isinstance(value, (torch.Tensor, np.ndarray, list)):
-            raise TypeError(
-                f"MaskData field {name!r} must be a torch.Tensor, np.ndarray or list, "
-                f"got {type(value).__name__}"
-            )
-        self._fields[name] = value
-
-    def __getitem__(self, name: str) -> Any:
-        return self._fields[name]
-
-    def __delitem__(self, name: str) -> None:
-        del self._fields[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._fields
-
-    def keys(self) -> KeysView[str]:
-        return self._fields.keys()
-
-    def items(self) -> ItemsView[str, Any]:
-        return self._fields.items()
-
-    def filter(self, keep: torch.Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> None:
-        """Keep the entries selected by `keep`: a bool mask or integer indices (in that order)."""
-        keep_tensor = torch.as_tensor(keep)
-        keep_list: list[int] | None = None  # for list fields; built once, on first need
-        for name, value in self._fields.items():
-            if value is None:
-                continue
-            if isinstance(value, torch.Tensor):
-                self._fields[name] = value[keep_tensor.to(value.device)]
-            elif isinstance(value, np.ndarray):
-                self._fields[name] = value[keep_tensor.cpu().numpy()]
-            else:
-                if keep_list is None:
-                    is_mask = keep_tensor.dtype == torch.bool
-                    indices = keep_tensor.nonzero() if is_mask else keep_tensor
-                    keep_list = indices.flatten().tolist()
-                self._fields[name] = [value[i] for i in keep_list]
-
-    def cat(self, other: MaskData) -> None:
-        """Append `other`'s entries after this one's, field by field (copies new fields)."""
-        for name, value in other.items():
-            mine = self._fields.get(name)
-            if mine is None:
-                self._fields[name] = copy.deepcopy(value)
-            elif isinstance(value, torch.Tensor):
-                self._fields[name] = torch.cat([mine, value], dim=0)
-            elif isinstance(value, np.ndarray):
-                self._fields[name] = np.concatenate([mine, value], axis=0)
-            elif isinstance(value, list):
-                self._fields[name] = mine + copy.deepcopy(value)
-            else:
-                raise TypeError(f"MaskData field {name!r} has unsupported type {type(value)}")
-
-    def to_numpy(self) -> None:
-        """Move every tensor field to a float32 NumPy array, as the reference does."""
-        for name, value in self._fields.items():
-            if isinstance(value, torch.Tensor):
-                self._fields[name] = value.detach().float().cpu().numpy()
-
 
 def is_box_near_crop_edge(
     boxes: torch.Tensor, crop_box: list[int], orig_box: list[int], atol: float = 20.0
@@ -142,15 +56,7 @@ def is_box_near_crop_edge(
     return (near_crop & ~near_image).any(dim=-1)
 
 
-def box_xyxy_to_xywh(box_xyxy: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
-    """(..., 4) XYXY boxes -> new (..., 4) XYWH boxes, same type and dtype."""
-    box_xywh = box_xyxy.clone() if isinstance(box_xyxy, torch.Tensor) else box_xyxy.copy()
-    box_xywh[..., 2] = box_xyxy[..., 2] - box_xyxy[..., 0]
-    box_xywh[..., 3] = box_xyxy[..., 3] - box_xyxy[..., 1]
-    return box_xywh
-
-
-def batch_iterator(batch_size: int, *args: Sequence[Any]) -> Iterator[list[Any]]:
+def batch_iterator(batch_size: int, *args: Sequence[Any] | np.ndarray | torch.Tensor) -> Iterator[list[Any]]:
     """Yield `[arg[i:i + batch_size] for arg in args]` over equal-length sequences.
 
     Raises:
@@ -162,58 +68,6 @@ def batch_iterator(batch_size: int, *args: Sequence[Any]) -> Iterator[list[Any]]
         raise ValueError("batch_iterator needs one or more sequences of the same length")
     for start in range(0, len(args[0]), batch_size):
         yield [arg[start : start + batch_size] for arg in args]
-
-
-def mask_to_rle_pytorch(masks: torch.Tensor) -> list[dict[str, Any]]:
-    """Encode (B, H, W) bool masks as uncompressed column-major COCO RLEs.
-
-    All change points of the batch are found in one pass and copied to the host once.
-    """
-    batch, height, width = masks.shape
-    num_pixels = height * width
-    flat = (masks != 0).transpose(1, 2).reshape(batch, num_pixels)  # column-major
-    if num_pixels == 0:
-        return [{"size": [height, width], "counts": []} for _ in range(batch)]
-    mask_index, change = (flat[:, 1:] != flat[:, :-1]).nonzero(as_tuple=True)
-    run_start = change + 1  # first pixel of each run after the first, sorted by mask
-    num_changes = torch.bincount(mask_index, minlength=batch)
-    # Run i of a mask ends where run i+1 starts; a mask's last run ends at num_pixels.
-    is_first = torch.ones_like(mask_index, dtype=torch.bool)
-    is_first[1:] = mask_index[1:] != mask_index[:-1]
-    previous_start = torch.where(is_first, 0, run_start.roll(1))
-    lengths_before_change = (run_start - previous_start).tolist()
-    last_start = torch.zeros(batch, dtype=run_start.dtype, device=masks.device)
-    last_start.scatter_reduce_(0, mask_index, run_start, reduce="amax")
-    last_lengths = (num_pixels - last_start).tolist()
-    starts_with_foreground = flat[:, 0].tolist()
-
-    rles, offset = [], 0
-    for i, n_changes in enumerate(num_changes.tolist()):
-        counts = [0] if starts_with_foreground[i] else []
-        counts.extend(lengths_before_change[offset : offset + n_changes])
-        counts.append(last_lengths[i])
-        offset += n_changes
-        rles.append({"size": [height, width], "counts": counts})
-    return rles
-
-
-def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
-    """Decode an uncompressed COCO RLE to an (H, W) bool array.
-
-    Raises:
-        ValueError: if the counts do not add up to H * W.
-    """
-    height, width = rle["size"]
-    counts = np.asarray(rle["counts"], dtype=np.int64)
-    if counts.sum() != height * width:
-        raise ValueError(f"RLE counts sum to {counts.sum()}, expected {height} * {width}")
-    values = np.arange(len(counts)) % 2 == 1
-    return np.repeat(values, counts).reshape(width, height).transpose()
-
-
-def area_from_rle(rle: dict[str, Any]) -> int:
-    """Foreground pixel count of an uncompressed RLE."""
-    return sum(rle["counts"][1::2])
 
 
 def calculate_stability_score(
@@ -264,6 +118,35 @@ def build_all_layer_point_grids(
     ]
 
 
+def check_point_grids(point_grids: Any, crop_n_layers: int) -> list[np.ndarray]:
+    """Validate explicit point grids: one (N_i, 2) array of (x, y) in [0, 1] per crop layer.
+
+    Returns them as float64 arrays.
+
+    Raises:
+        TypeError: not a list of arrays.
+        ValueError: fewer grids than layers, a grid that is empty, not (N, 2), or outside [0, 1].
+    """
+    if isinstance(point_grids, np.ndarray) or not isinstance(point_grids, Sequence):
+        raise TypeError("point_grids must be a list of (N, 2) arrays, one per crop layer")
+    if len(point_grids) < crop_n_layers + 1:
+        raise ValueError(
+            f"point_grids has {len(point_grids)} grid(s) but crop_n_layers={crop_n_layers} needs "
+            f"{crop_n_layers + 1} (one per layer, layer 0 = the whole image)"
+        )
+    grids = []
+    for layer, grid in enumerate(point_grids):
+        array = np.asarray(grid, dtype=np.float64)
+        if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
+            raise ValueError(
+                f"point_grids[{layer}] must be a non-empty (N, 2) array of (x, y), got shape {array.shape}"
+            )
+        if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
+            raise ValueError(f"point_grids[{layer}] must hold normalised coordinates in [0, 1]")
+        grids.append(array)
+    return grids
+
+
 def generate_crop_boxes(
     im_size: tuple[int, ...], n_layers: int, overlap_ratio: float
 ) -> tuple[list[list[int]], list[int]]:
@@ -302,88 +185,16 @@ def uncrop_boxes_xyxy(boxes: torch.Tensor, crop_box: list[int]) -> torch.Tensor:
     return boxes + torch.tensor([x0, y0, x0, y0], device=boxes.device)
 
 
-def uncrop_points(points: torch.Tensor, crop_box: list[int]) -> torch.Tensor:
-    """(..., 2) XY points from crop to image coordinates."""
-    x0, y0 = crop_box[0], crop_box[1]
-    return points + torch.tensor([x0, y0], device=points.device)
-
-
-def uncrop_masks(
-    masks: torch.Tensor, crop_box: list[int], orig_h: int, orig_w: int
-) -> torch.Tensor:
-    """(..., h, w) crop masks -> (..., orig_h, orig_w), zero outside the crop."""
-    x0, y0, x1, y1 = crop_box
-    if (x0, y0, x1, y1) == (0, 0, orig_w, orig_h):
-        return masks
-    return torch.nn.functional.pad(masks, (x0, orig_w - x1, y0, orig_h - y1), value=0)
-
-
-def remove_small_regions(
-    mask: np.ndarray, area_thresh: float, mode: str
-) -> tuple[np.ndarray, bool]:
-    """Fill small holes in, or drop small islands from, one mask (8-connectivity).
-
-    `mode="holes"`: background components with area < `area_thresh` become foreground.
-    `mode="islands"`: foreground components with area < `area_thresh` are dropped; if that would
-    drop all of them, only the largest is kept (ties: the first in raster order of 2x2 blocks,
-    matching OpenCV's numbering that the reference relies on).
-
-    Uses scipy.ndimage when installed (fast on CPU), otherwise `connected_components`.
-
-    Args:
-        mask: (H, W) bool array.
-        area_thresh: in pixels.
-        mode: "holes" or "islands".
-
-    Returns:
-        The new mask ((H, W) bool; `mask` itself when unchanged) and whether it changed.
-
-    Raises:
-        ValueError: for an unknown `mode`.
-    """
-    if mode not in ("holes", "islands"):
-        raise ValueError(f"mode must be 'holes' or 'islands', got {mode!r}")
-    fill_holes = mode == "holes"
-    binary = np.asarray(mask, dtype=bool)
-    try:
-        from scipy import ndimage
-    except ImportError:
-        new_masks, changed = remove_small_regions_batched(
-            torch.from_numpy(binary)[None], area_thresh, mode
-        )
-        return (new_masks[0].numpy(), True) if bool(changed[0]) else (mask, False)
-
-    working = ~binary if fill_holes else binary
-
-    labels, num_regions = ndimage.label(working, structure=np.ones((3, 3), dtype=bool))
-    sizes = np.bincount(labels.ravel(), minlength=num_regions + 1)[1:]
-    is_small = sizes < area_thresh
-    if not is_small.any():
-        return mask, False
-    if fill_holes:
-        return binary | np.concatenate([[False], is_small])[labels], True
-    keep = np.concatenate([[False], ~is_small])
-    if not keep.any():
-        largest = np.flatnonzero(sizes == sizes.max()) + 1
-        if len(largest) > 1:
-            largest = largest[np.argmin(_first_block(labels, largest))]
-        keep[largest] = True
-    return keep[labels], True
-
-
-def _first_block(labels: np.ndarray, regions: np.ndarray) -> np.ndarray:
-    """Index, in raster order of 2x2 pixel blocks, of the first block of each listed region."""
-    rows, cols = np.indices(labels.shape)
-    block = (rows // 2) * ((labels.shape[1] + 1) // 2) + cols // 2
-    first = np.full(labels.max() + 1, block.size)
-    np.minimum.at(first, labels.ravel(), block.ravel())
-    return first[regions]
-
-
 def remove_small_regions_batched(
     masks: torch.Tensor, area_thresh: float, mode: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`remove_small_regions` for a (B, H, W) bool tensor batch, on its device.
+    """Fill small holes in, or drop small islands from, a (B, H, W) bool batch of masks (8-connected
+    components, on the masks' device): the reference's `remove_small_regions`, batched.
+
+    `mode="holes"`: background components with area < `area_thresh` pixels become foreground.
+    `mode="islands"`: foreground components with area < `area_thresh` are dropped; if that would
+    drop all of them, only the largest is kept (ties: the first in raster order of 2x2 blocks,
+    matching the OpenCV numbering the reference relies on).
 
     Returns:
         (B, H, W) bool masks (unchanged masks equal their input) and (B,) bool "changed" flags.
@@ -414,20 +225,6 @@ def remove_small_regions_batched(
     return torch.where(nothing_kept, only_largest, kept), changed
 
 
-def coco_encode_rle(uncompressed_rle: dict[str, Any]) -> dict[str, Any]:
-    """Compress an uncompressed RLE with pycocotools; counts become a str (JSON-friendly)."""
-    try:
-        from pycocotools import mask as mask_utils
-    except ImportError as error:
-        raise ImportError(
-            "coco_rle output needs pycocotools: pip install 'sam2kit[coco]'"
-        ) from error
-    height, width = uncompressed_rle["size"]
-    rle = mask_utils.frPyObjects(uncompressed_rle, height, width)
-    rle["counts"] = rle["counts"].decode("utf-8")
-    return rle
-
-
 def batched_mask_to_box(masks: torch.Tensor) -> torch.Tensor:
     """XYXY boxes around (..., H, W) bool masks -> (..., 4) int64, inclusive pixel coordinates.
 
@@ -436,15 +233,18 @@ def batched_mask_to_box(masks: torch.Tensor) -> torch.Tensor:
     """
     if masks.numel() == 0:
         return torch.zeros(*masks.shape[:-2], 4, device=masks.device)
-    height, width = masks.shape[-2:]
-    rows = torch.arange(height, device=masks.device)
-    cols = torch.arange(width, device=masks.device)
-    row_used = masks.any(dim=-1)  # (..., H)
-    col_used = masks.any(dim=-2)  # (..., W)
-    top = torch.where(row_used, rows, height).amin(dim=-1)
-    bottom = torch.where(row_used, rows, -1).amax(dim=-1)
-    left = torch.where(col_used, cols, width).amin(dim=-1)
-    right = torch.where(col_used, cols, -1).amax(dim=-1)
+    return boxes_from_extent(masks.any(dim=-1), masks.any(dim=-2))
+
+
+def boxes_from_extent(rows_used: torch.Tensor, cols_used: torch.Tensor) -> torch.Tensor:
+    """XYXY int64 boxes (..., 4) spanning the used rows (..., H) and columns (..., W) (bool);
+    [0, 0, 0, 0] where no row is used."""
+    height, width = rows_used.shape[-1], cols_used.shape[-1]
+    rows = torch.arange(height, device=rows_used.device)
+    cols = torch.arange(width, device=cols_used.device)
+    top = torch.where(rows_used, rows, height).amin(dim=-1)
+    bottom = torch.where(rows_used, rows, -1).amax(dim=-1)
+    left = torch.where(cols_used, cols, width).amin(dim=-1)
+    right = torch.where(cols_used, cols, -1).amax(dim=-1)
     boxes = torch.stack([left, top, right, bottom], dim=-1)
-    is_empty = row_used.any(dim=-1, keepdim=True).logical_not()
-    return boxes.masked_fill(is_empty, 0)
+    return boxes.masked_fill(~rows_used.any(dim=-1, keepdim=True), 0)

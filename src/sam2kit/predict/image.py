@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..modeling.sam2 import SAM2Model
+from ..modeling.sam2 import LOW_RES_CLAMP, SAM2Model
 from .transforms import (
     as_float_tensor,
     batch_of,
@@ -19,10 +20,8 @@ from .transforms import (
     to_model_coords,
 )
 
-#: Low-resolution logits are clamped to this range before being handed back (as the reference).
 #: Prompts decoded together on the CPU (see :meth:`ImagePredictor.predict_torch`).
 PROMPTS_PER_DECODE = 1
-LOW_RES_CLAMP = 32.0
 
 
 class ImagePredictor:
@@ -55,7 +54,9 @@ class ImagePredictor:
         self.reset_predictor()
 
     @classmethod
-    def from_pretrained(cls, model_id: str = "facebook/sam2.1-hiera-tiny", device: str | None = None, **kwargs: Any) -> "ImagePredictor":
+    def from_pretrained(
+        cls, model_id: str = "facebook/sam2.1-hiera-tiny", device: str | None = None, **kwargs: Any
+    ) -> ImagePredictor:
         """Predictor for an official hub checkpoint (see :func:`sam2kit.from_pretrained`)."""
         from ..build import from_pretrained
 
@@ -176,6 +177,7 @@ class ImagePredictor:
             batch_of(point_labels_batch, count, "point_labels_batch"),
             batch_of(box_batch, count, "box_batch"),
             batch_of(mask_input_batch, count, "mask_input_batch"),
+            strict=True,
         )
         all_masks, all_ious, all_low = [], [], []
         for idx, (coords, labels, box, mask) in enumerate(prompts):
@@ -212,12 +214,17 @@ class ImagePredictor:
         orig_hw = self._orig_hw[img_idx]
         size = self.model.image_size
         device = self.device
-        coords = labels = boxes = masks_in = None
+        coords: torch.Tensor | None = None
+        labels: torch.Tensor | None = None
+        boxes: torch.Tensor | None = None
+        masks_in: torch.Tensor | None = None
         if point_coords is not None or point_labels is not None:
             if point_coords is None or point_labels is None:
                 raise ValueError("point_coords and point_labels must be given together")
             coords = as_float_tensor(point_coords, "point_coords", device)
-            labels = torch.as_tensor(np.asarray(point_labels) if not isinstance(point_labels, torch.Tensor) else point_labels, device=device)
+            labels = torch.as_tensor(
+                np.asarray(point_labels) if not isinstance(point_labels, torch.Tensor) else point_labels, device=device
+            )
             if labels.is_floating_point() and not torch.equal(labels, labels.round()):
                 raise ValueError("point_labels must be integers (1 foreground, 0 background)")
             coords, labels = check_points(coords, labels.to(torch.int32), orig_hw, not normalize_coords)
@@ -241,11 +248,12 @@ class ImagePredictor:
             raise ValueError("no prompt given: pass point_coords/point_labels, a box, or a mask_input")
 
         # Boxes enter the prompt encoder as two labelled corner points placed before the clicks.
-        points = None
+        points: tuple[torch.Tensor, torch.Tensor] | None = None
         if boxes is not None:
             box_labels = torch.tensor([[2, 3]], dtype=torch.int32, device=device).expand(boxes.shape[0], -1)
             points = (boxes, box_labels)
         if coords is not None:
+            assert labels is not None  # given together, checked above
             if points is None:
                 points = (coords, labels)
             else:
@@ -270,9 +278,11 @@ class ImagePredictor:
         # mapped (and page-faulted) afresh, which makes 16 boxes about 2x faster. Each prompt's
         # decoding is independent, so the results are the same.
         chunk = PROMPTS_PER_DECODE if device.type == "cpu" else prompt_batch
-        outputs = [self._decode(sparse[i : i + chunk], dense[i : i + chunk], img_idx, multimask_output, orig_hw,
-                                return_logits) for i in range(0, prompt_batch, chunk)]
-        masks, ious, low_res = (torch.cat(parts, dim=0) for parts in zip(*outputs))
+        outputs = [
+            self._decode(sparse[i : i + chunk], dense[i : i + chunk], img_idx, multimask_output, orig_hw, return_logits)
+            for i in range(0, prompt_batch, chunk)
+        ]
+        masks, ious, low_res = (torch.cat(parts, dim=0) for parts in zip(*outputs, strict=True))
         return masks, ious, low_res
 
     def _decode(

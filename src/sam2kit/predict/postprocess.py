@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..modeling.sam2 import apply_non_overlapping_constraints  # noqa: F401  (re-exported)
+from ..modeling.tracking import apply_non_overlapping_constraints  # noqa: F401  (re-exported)
 
 __all__ = [
     "connected_components",

@@ -2,8 +2,8 @@
 
 Frames arrive one at a time (``track(frame)``) and prompts can be added on the current frame at any
 moment, for known objects (corrections) or for new ones. The tracking itself is the video predictor's:
-a :class:`StreamPredictor` wraps a :class:`VideoPredictor` and runs one step of its forward
-propagation per frame on a :class:`StreamFrames` source that grows with the stream.
+both are front ends over one :class:`~sam2kit.predict.tracker.TrackingEngine`, which the stream runs
+one forward step per frame on a :class:`StreamFrames` source that grows with the stream.
 
 What is kept, per object, whatever the stream length (memory and time per frame stay constant):
 
@@ -33,132 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io.source import FrameSource
 from ..modeling.sam2 import SAM2Model
-from .video import VideoPredictor
+from .stream_frames import StreamFrames, frame_to_array
+from .tracker import TrackingEngine
+from .video_prompts import mask_prompt, point_prompts
 from .video_state import InferenceState, ObjectTrack
 
 __all__ = ["CameraPredictor", "StreamFrames", "StreamPredictor", "frame_to_array"]
-
-_ACCEPTED = "an RGB (H, W, 3) uint8 numpy array, a PIL image, or a (3, H, W) torch tensor (uint8, or float in [0, 1])"
-
-
-def frame_to_array(frame: Any, name: str = "frame") -> np.ndarray:
-    """Validate one stream frame and return it as a C-contiguous ``(H, W, 3)`` uint8 RGB array.
-
-    Accepted: an ``(H, W, 3)`` uint8 numpy array; a PIL image (converted to RGB); a ``(3, H, W)``
-    torch tensor, uint8 (0..255) or float (0..1, rounded to 8 bits like a decoded video frame).
-
-    Raises:
-        TypeError: unsupported type or dtype. ValueError: wrong shape / channel count, empty image,
-            or float values outside [0, 1].
-    """
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        Image = None  # type: ignore[assignment]
-    if Image is not None and isinstance(frame, Image.Image):
-        return np.ascontiguousarray(np.asarray(frame.convert("RGB"), dtype=np.uint8))
-    if isinstance(frame, np.ndarray):
-        if frame.dtype != np.uint8:
-            raise TypeError(
-                f"{name} must be a uint8 array with values 0..255, got dtype {frame.dtype}; "
-                "convert with (frame * 255).round().astype(np.uint8) if it is float in [0, 1]"
-            )
-        if frame.ndim != 3 or frame.shape[2] != 3:
-            hint = " (drop the alpha channel: frame[..., :3])" if frame.ndim == 3 and frame.shape[2] == 4 else ""
-            hint = hint or (" (grayscale: np.stack([frame] * 3, -1))" if frame.ndim == 2 else "")
-            if not hint and frame.ndim == 3 and frame.shape[0] == 3:
-                hint = " (channels first? use frame.transpose(1, 2, 0))"
-            raise ValueError(f"{name} must be an RGB array of shape (H, W, 3), got shape {frame.shape}{hint}")
-        _check_not_empty(frame.shape[0], frame.shape[1], name)
-        return np.ascontiguousarray(frame)
-    if isinstance(frame, torch.Tensor):
-        if frame.ndim != 3 or frame.shape[0] != 3:
-            raise ValueError(f"{name} tensor must have shape (3, H, W), got {tuple(frame.shape)}")
-        _check_not_empty(frame.shape[1], frame.shape[2], name)
-        pixels = frame.detach()
-        if pixels.dtype != torch.uint8:
-            if not pixels.is_floating_point():
-                raise TypeError(f"{name} tensor must be uint8 (0..255) or float (0..1), got {pixels.dtype}")
-            low, high = float(pixels.min()), float(pixels.max())
-            if not (0.0 <= low and high <= 1.0):
-                raise ValueError(f"{name} float tensor must hold values in [0, 1], got [{low:g}, {high:g}]")
-            pixels = (pixels.float() * 255.0).round().to(torch.uint8)
-        return np.ascontiguousarray(pixels.permute(1, 2, 0).cpu().numpy())
-    raise TypeError(f"{name} must be {_ACCEPTED}; got {type(frame).__name__}")
-
-
-def _check_not_empty(height: int, width: int, name: str) -> None:
-    if height == 0 or width == 0:
-        raise ValueError(f"{name} is empty ({height}x{width} pixels)")
-
-
-class StreamFrames(FrameSource):
-    """A frame source that grows by one frame per :meth:`append` and holds only the latest frame.
-
-    ``len(source)`` is the number of frames seen so far; ``source[len(source) - 1]`` is the only
-    readable frame (earlier ones raise IndexError). All frames must have the size of the first.
-    """
-
-    def __init__(self, name: str = "stream") -> None:
-        super().__init__(name)
-        self._count = 0
-        self._latest: np.ndarray | None = None
-        self._size: tuple[int, int] | None = None  # (height, width)
-
-    def __len__(self) -> int:
-        return self._count
-
-    @property
-    def height(self) -> int:
-        return self._size[0] if self._size is not None else 0
-
-    @property
-    def width(self) -> int:
-        return self._size[1] if self._size is not None else 0
-
-    def check(self, frame: Any) -> np.ndarray:
-        """The frame as an ``(H, W, 3)`` uint8 array if it can be appended (nothing is changed).
-
-        Raises:
-            TypeError / ValueError: see :func:`frame_to_array`; ValueError also for a frame whose size
-            differs from the stream's.
-        """
-        array = frame_to_array(frame, f"frame {self._count}")
-        if self._size is not None and array.shape[:2] != self._size:
-            raise ValueError(
-                f"frame {self._count} is {array.shape[1]}x{array.shape[0]} (WxH) but the stream is "
-                f"{self._size[1]}x{self._size[0]}: every frame of a stream must have the same size "
-                "(call load_first_frame to start a new stream)"
-            )
-        return array
-
-    def append(self, frame: Any) -> int:
-        """Validate and add a frame (see :meth:`check`); returns its index."""
-        array = self.check(frame)
-        with self._lock:
-            self._latest = array
-            self._size = (array.shape[0], array.shape[1])
-            self._count += 1
-            return self._count - 1
-
-    def _read(self, index: int) -> np.ndarray:
-        if index != self._count - 1 or self._latest is None:
-            raise IndexError(
-                f"frame {index} is no longer held: a stream keeps only its latest frame ({self._count - 1})"
-            )
-        return self._latest.copy()
-
-    def close(self) -> None:
-        self._latest = None
-
-
-class _StreamTracker(VideoPredictor):
-    """The video predictor as the stream uses it: the model is told the video has no known length."""
-
-    def _model_num_frames(self, state: InferenceState) -> int | None:
-        return None
 
 
 class StreamPredictor:
@@ -172,6 +53,8 @@ class StreamPredictor:
         fill_hole_area, non_overlap_masks, clear_non_cond_mem_around_input,
         add_all_frames_to_correct_as_cond: as for :class:`VideoPredictor`.
         offload_state_to_cpu: keep memories on the CPU (saves GPU memory).
+
+    The engine doing the work (shared with :class:`VideoPredictor`) is :attr:`engine`.
 
     Example::
 
@@ -200,13 +83,14 @@ class StreamPredictor:
             raise ValueError(f"max_cond_frames must be an int >= 1 or None (no bound), got {max_cond_frames!r}")
         self.max_cond_frames = max_cond_frames
         self.offload_state_to_cpu = offload_state_to_cpu
-        self._video = _StreamTracker(
-            model,
+        # A stream has no known length: the model is told num_frames=None (see the module docstring).
+        self.engine = TrackingEngine(
+            model.eval(),
             fill_hole_area=fill_hole_area,
             non_overlap_masks=non_overlap_masks,
             clear_non_cond_mem_around_input=clear_non_cond_mem_around_input,
             add_all_frames_to_correct_as_cond=add_all_frames_to_correct_as_cond,
-            show_progress=False,
+            open_ended=True,
         )
         self._frames: StreamFrames | None = None
         self._state: InferenceState | None = None
@@ -214,7 +98,7 @@ class StreamPredictor:
     @classmethod
     def from_pretrained(
         cls, model_id: str = "facebook/sam2.1-hiera-tiny", device: str | None = None, **kwargs: Any
-    ) -> "StreamPredictor":
+    ) -> StreamPredictor:
         """Predictor for an official hub checkpoint (see :func:`sam2kit.from_pretrained`)."""
         from ..build import from_pretrained
 
@@ -223,11 +107,11 @@ class StreamPredictor:
     # ------------------------------------------------------------------ properties
     @property
     def model(self) -> SAM2Model:
-        return self._video.model
+        return self.engine.model
 
     @property
     def device(self) -> torch.device:
-        return self._video.device
+        return self.engine.model.device
 
     @property
     def inference_state(self) -> InferenceState:
@@ -295,21 +179,20 @@ class StreamPredictor:
         state = self._require_stream()
         frames: StreamFrames = self._frames  # type: ignore[assignment]
         array = frames.check(frame)
-        video = self._video
+        engine = self.engine
         if state.objects:
             # While the current frame's features are still cached: encode its new prompts' memory.
-            video._consolidate_prompts(state)
+            engine.commit_prompts(state)
             self._bound_cond_frames(state)
         frame_idx = frames.append(array)
         state.num_frames = len(frames)
         height, width = frames.height, frames.width
         if not state.objects:
             return [], torch.zeros((0, 1, height, width), dtype=torch.float32, device=state.device)
-        tracks = list(state.objects.values())
-        low_res = video._track_frame(state, tracks, frame_idx, reverse=False)
-        for track in tracks:
+        step = engine.track_frame(state, frame_idx)
+        for track in state.objects.values():
             self._drop_stale_prompts(track)
-        return state.obj_ids, video._to_video_res(state, low_res)
+        return step.obj_ids, engine.video_res_masks(state, step.low_res_masks)
 
     # ------------------------------------------------------------------ prompts
     @torch.inference_mode()
@@ -350,23 +233,19 @@ class StreamPredictor:
                 f"prompts can only be given on the current frame ({self.frame_idx}), got frame {frame_idx}: "
                 "a stream keeps no past frames"
             )
-        frame_idx = int(frame_idx)
+        frame_idx, engine, size = int(frame_idx), self.engine, self.model.image_size
         if mask is not None:
             if points is not None or labels is not None or box is not None:
                 raise ValueError("give either a mask or points / a box, not both")
-            return self._video.add_new_mask(state, frame_idx, obj_id, mask)
-        if points is None and labels is None and box is None:
-            raise ValueError("give points (with labels), a box, or a mask")
-        return self._video.add_new_points_or_box(
-            state,
-            frame_idx,
-            obj_id,
-            points=points,
-            labels=labels,
-            clear_old_points=clear_old_points,
-            normalize_coords=normalize_coords,
-            box=box,
-        )
+            engine.add_mask(state, obj_id, frame_idx, mask_prompt(mask, size, self.device))
+        else:
+            if points is None and labels is None and box is None:
+                raise ValueError("give points (with labels), a box, or a mask")
+            hw = (state.video_height, state.video_width)
+            prompts = point_prompts(points, labels, box, hw, size, self.device,
+                                    normalize_coords=normalize_coords, box_allowed=clear_old_points)
+            engine.add_points(state, obj_id, frame_idx, prompts, append=not clear_old_points)
+        return frame_idx, state.obj_ids, engine.frame_output(state, frame_idx)
 
     @torch.inference_mode()
     def remove_object(self, obj_id: int, strict: bool = False) -> list[int]:
@@ -379,8 +258,10 @@ class StreamPredictor:
             if strict:
                 raise KeyError(f"unknown object id {obj_id!r}: no stream yet")
             return []
-        obj_ids, _ = self._video.remove_object(self._state, obj_id, strict=strict, need_output=False)
-        return obj_ids
+        if strict:
+            self._state.get_object(obj_id)
+        self._state.objects.pop(obj_id, None)
+        return self._state.obj_ids
 
     def reset(self) -> None:
         """Remove every object and prompt; the stream goes on (the next frame keeps its index).

@@ -3,7 +3,8 @@ coordinates between image pixels and model-input pixels."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,7 +84,7 @@ def preprocess_frame_pil(image: np.ndarray, size: int) -> torch.Tensor:
     frame, then [0, 1] and normalisation. ``(H, W, 3)`` uint8 -> ``(3, size, size)`` float32."""
     from PIL import Image
 
-    resized = np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+    resized = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
     # Divide in float64 like the reference so the float32 input is bit-identical.
     tensor = torch.from_numpy(resized / 255.0).permute(2, 0, 1).float()
     return normalize_image(tensor)

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..modeling.sam2 import FrameFeatures, PointPrompts
@@ -118,8 +119,18 @@ class ObjectTrack:
                 return entry
         return None
 
+    def clear_prompts(self, frame_idx: int) -> None:
+        """Forget the prompts on a frame; a conditioning output there becomes a tracked one."""
+        for table in (self.point_inputs, self.mask_inputs, self.temp_cond, self.temp_non_cond):
+            table.pop(frame_idx, None)
+        entry = self.cond.pop(frame_idx, None)
+        if entry is not None:
+            self.non_cond[frame_idx] = entry
+            self.tracked.discard(frame_idx)
+
     def clear(self) -> None:
-        for table in (self.point_inputs, self.mask_inputs, self.cond, self.non_cond, self.temp_cond, self.temp_non_cond):
+        tables = (self.point_inputs, self.mask_inputs, self.cond, self.non_cond, self.temp_cond, self.temp_non_cond)
+        for table in tables:
             table.clear()
         self.tracked.clear()
 
@@ -136,7 +147,9 @@ class InferenceState:
     """A tracking session on one video (returned by ``VideoPredictor.init_state``).
 
     Attributes:
-        frames: the lazy frame source. num_frames / video_height / video_width: its size.
+        frames: the lazy frame source (None: every frame's features are given with
+            ``TrackingEngine.set_frame_features``, as a training loop does). num_frames /
+            video_height / video_width: its size.
         objects: obj_id -> :class:`ObjectTrack`, in the order objects were added.
         keep_all_memories: keep every frame's memory (the reference's behaviour, memory grows).
         results_dir: where yielded frame results are written for :meth:`VideoPredictor.get_frame_masks`.
@@ -157,6 +170,32 @@ class InferenceState:
     @property
     def obj_ids(self) -> list[int]:
         return list(self.objects)
+
+    def check_frame(self, frame_idx: int) -> None:
+        """Raises TypeError for a non-integer index, IndexError for one outside ``0..num_frames-1``."""
+        if not isinstance(frame_idx, (int, np.integer)) or isinstance(frame_idx, bool):
+            raise TypeError(f"frame_idx must be an int, got {type(frame_idx).__name__}")
+        if not 0 <= frame_idx < self.num_frames:
+            raise IndexError(
+                f"frame index {frame_idx} is out of range for a video of {self.num_frames} frames "
+                f"(valid: 0..{self.num_frames - 1})"
+            )
+
+    def add_object(self, obj_id: int) -> ObjectTrack:
+        """The object ``obj_id``, added (last in order) if new. Raises TypeError for a non-int id."""
+        if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)):
+            raise TypeError(f"obj_id must be an int, got {type(obj_id).__name__}")
+        obj_id = int(obj_id)
+        if obj_id not in self.objects:
+            self.objects[obj_id] = ObjectTrack(obj_id)
+        return self.objects[obj_id]
+
+    def get_object(self, obj_id: int) -> ObjectTrack:
+        """A known object. Raises KeyError naming the known ids."""
+        try:
+            return self.objects[obj_id]
+        except KeyError:
+            raise KeyError(f"unknown object id {obj_id!r}; known object ids: {self.obj_ids}") from None
 
     def retained_entries(self) -> int:
         """Total per-frame entries across objects (constant in video length unless keep_all_memories)."""

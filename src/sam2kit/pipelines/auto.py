@@ -1,24 +1,32 @@
-"""``sam2kit auto``: segment everything in images; write a COCO JSON and one overlay per image.
+"""Segment everything in images: the automatic mask generator over image files and folders, written
+as one COCO JSON plus one overlay per image.
 
-The argument parsing lives in :mod:`sam2kit.cli`; this module does the work. The model options are
-resolved by :func:`sam2kit.cli_image.load_model`, shared with the other commands.
+Written into the output folder (created; every file atomically):
+
+- ``annotations.json`` (written last, so its presence marks a complete run): COCO instance format
+  (``images``, ``annotations`` with compressed RLE ``segmentation``, ``bbox`` [x, y, w, h], ``area``,
+  ``score`` = predicted IoU, ``predicted_iou``, ``stability_score``; one category "object");
+- ``<stem>_overlay.png`` per image: every mask in its own colour.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "collect_images", "run", "segment_everything"]
+from ..model_spec import LoadedModel, ModelSpec
+from .common import check_out_dir, load_image, resolve_model
 
-logger = logging.getLogger("sam2kit")
+__all__ = ["ANNOTATIONS_FILE", "IMAGE_SUFFIXES", "AutoSummary", "ImageMasks", "collect_images", "segment_everything"]
+
+logger = logging.getLogger(__name__)
 
 #: File suffixes picked up from a folder (case-insensitive).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -70,7 +78,7 @@ def _overlay_names(images: Sequence[Path]) -> list[str]:
 
 def _draw(image: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """The image with every mask in its own colour; larger masks first, so small ones stay visible."""
-    from .io.overlay import overlay_masks
+    from ..io.overlay import overlay_masks
 
     if masks.shape[0] == 0:
         return image
@@ -78,56 +86,91 @@ def _draw(image: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return overlay_masks(image, masks[order], object_ids=order.tolist())
 
 
+@dataclass(frozen=True)
+class ImageMasks:
+    """One segmented image: its file, size in pixels, mask count, overlay file and seconds taken."""
+
+    file: str
+    width: int
+    height: int
+    masks: int
+    overlay: str
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "width": self.width, "height": self.height, "masks": self.masks,
+                "overlay": self.overlay, "seconds": round(self.seconds, 3)}
+
+
+@dataclass(frozen=True)
+class AutoSummary:
+    """What :func:`segment_everything` wrote."""
+
+    annotations: str
+    model: dict[str, Any]  # LoadedModel.to_json()
+    options: dict[str, Any]  # the mask generator options given
+    per_image: list[ImageMasks]
+
+    @property
+    def masks(self) -> int:
+        return sum(item.masks for item in self.per_image)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "annotations": self.annotations,
+            "images": len(self.per_image),
+            "masks": self.masks,
+            "model": self.model,
+            "options": self.options,
+            "per_image": [item.to_json() for item in self.per_image],
+        }
+
+
 def segment_everything(
     inputs: Sequence[str | Path],
     out_dir: str | Path,
     *,
-    checkpoint: str,
-    config: str | None = None,
-    device: str | None = None,
-    image_size: int | None = None,
-    precision: str = "fp32",
-    progress: bool = True,
+    model: ModelSpec | LoadedModel | None = None,
+    show_progress: bool = True,
     **generator_options: Any,
-) -> dict[str, Any]:
+) -> AutoSummary:
     """Run the automatic mask generator on every image of ``inputs`` (files and folders).
 
-    Writes into ``out_dir``: ``annotations.json`` (COCO instance format: ``images``,
-    ``annotations`` with compressed RLE ``segmentation``, ``bbox`` [x, y, w, h], ``area``,
-    ``score`` = predicted IoU, ``predicted_iou``, ``stability_score``; one category "object") and
-    ``<stem>_overlay.png`` per image. ``generator_options`` go to
-    :class:`~sam2kit.predict.automatic.MaskGenerator` (e.g. ``points_per_side``).
-
+    Args:
+        inputs: image files and folders (the image files directly inside a folder are used).
+        out_dir: output folder (created); see the module docstring for its content.
+        model: the model to load, or one already loaded; default ``ModelSpec()`` (SAM 2.1 tiny from the hub).
+        show_progress: a tqdm progress bar over the images on stderr.
+        generator_options: keyword arguments of :class:`~sam2kit.predict.automatic.MaskGenerator`
+            (``points_per_side``, ``pred_iou_thresh``, ...).
     Returns:
-        The summary: model, files written, and per image the mask count and seconds.
-
+        an :class:`AutoSummary`.
     Raises:
-        FileNotFoundError / ValueError: missing inputs, unreadable images, invalid options or model.
+        FileNotFoundError / ValueError: missing inputs, unreadable images, invalid options.
+        ArgumentError: an output path that is a file.
+        the errors of :func:`sam2kit.model_spec.load_model`.
     """
     from PIL import Image
 
-    from .cli_image import load_image, load_model
-    from .io.atomic import atomic_path
-    from .io.masks import CocoWriter
-    from .predict.automatic import MaskGenerator
+    from ..io.atomic import atomic_path
+    from ..io.masks import CocoWriter
+    from ..predict.automatic import MaskGenerator
 
     images = collect_images(inputs)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} exists and is not a folder")
-    model, model_info = load_model(checkpoint, config, device, image_size, precision)
-    generator = MaskGenerator(model, output_mode="binary_mask", **generator_options)
+    out = check_out_dir(out_dir)
+    loaded = resolve_model(model)
+    generator = MaskGenerator(loaded.model, output_mode="binary_mask", **generator_options)
     out.mkdir(parents=True, exist_ok=True)
 
     writer = CocoWriter(categories=("object",))
     per_image = []
     bar = None
-    if progress:
+    if show_progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(images), desc="auto", unit="image", file=sys.stderr)
     try:
-        for path, overlay_name in zip(images, _overlay_names(images)):
+        for path, overlay_name in zip(images, _overlay_names(images), strict=True):
             image = load_image(path)
             started = time.perf_counter()
             records = generator.generate(image)
@@ -145,44 +188,13 @@ def segment_everything(
             with atomic_path(out / overlay_name) as temporary:
                 Image.fromarray(_draw(image, masks)).save(temporary, format="PNG")
             logger.debug("%s: %d masks in %.2f s", path, len(records), seconds)
-            per_image.append({"file": str(path), "width": width, "height": height, "masks": len(records),
-                              "overlay": overlay_name, "seconds": round(seconds, 3)})
+            per_image.append(ImageMasks(str(path), width, height, len(records), overlay_name, seconds))
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
     writer.save(out / ANNOTATIONS_FILE)  # written last: its presence marks a complete run
-    total = sum(item["masks"] for item in per_image)
-    logger.info("wrote %d masks of %d image(s) to %s", total, len(per_image), out / ANNOTATIONS_FILE)
-    return {
-        "annotations": str(out / ANNOTATIONS_FILE),
-        "images": len(per_image),
-        "masks": total,
-        "model": model_info,
-        "options": generator_options,
-        "per_image": per_image,
-    }
-
-
-def run(args: argparse.Namespace) -> int:
-    """Handler of ``sam2kit auto`` (see :func:`sam2kit.cli.add_auto_parser`)."""
-    summary = segment_everything(
-        args.images,
-        args.out,
-        checkpoint=args.checkpoint,
-        config=args.config,
-        device=args.device,
-        image_size=args.image_size,
-        precision=args.precision,
-        progress=not getattr(args, "quiet", False),
-        points_per_side=args.points_per_side,
-        points_per_batch=args.points_per_batch,
-        pred_iou_thresh=args.pred_iou_thresh,
-        stability_score_thresh=args.stability_score_thresh,
-        crop_n_layers=args.crop_n_layers,
-        min_mask_region_area=args.min_mask_region_area,
-    )
-    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-    sys.stdout.flush()
-    return 0
+    summary = AutoSummary(str(out / ANNOTATIONS_FILE), loaded.to_json(), dict(generator_options), per_image)
+    logger.info("wrote %d masks of %d image(s) to %s", summary.masks, len(per_image), out / ANNOTATIONS_FILE)
+    return summary

@@ -1,53 +1,52 @@
-"""``sam2kit stream``: track boxed objects through a live camera, network stream or video file.
+"""Track boxed objects through a live camera, a network stream or a video file, frame by frame.
 
-The argument parsing lives in :mod:`sam2kit.cli`; this module does the work. Frames are decoded one
-at a time with PyAV (:func:`sam2kit.io.open_stream`), tracked with a
-:class:`~sam2kit.predict.stream.StreamPredictor` (constant memory however long the stream runs), and
-each frame's result is written at once as one JSON line on stdout::
+Frames are decoded one at a time with PyAV (:func:`sam2kit.io.open_stream`) and tracked with a
+:class:`~sam2kit.predict.stream.StreamPredictor` (constant memory however long the stream runs);
+each frame's result is handed to a callback at once, as one JSON-able record::
 
     {"frame": 12, "time_s": 0.4, "objects": [{"id": 0, "bbox_xywh": [x, y, w, h], "area": 5210,
      "score": 0.98}, ...]}
 
 ``bbox_xywh`` is the tight box of the mask in pixels (zeros when the mask is empty), ``area`` its
 pixel count, ``score`` the model's probability that the object is visible. Object ids are the
-positions of the ``--box`` options (0, 1, ...), which also pick the overlay colours.
+positions of the boxes (0, 1, ...), which also pick the overlay colours.
 
-How a run ends: the end of the stream, ``--max-frames``, or the stream breaking after at least one
-frame (a decode or network error, a frame of another size) finish cleanly (every line flushed, the
-overlay video closed and playable) with exit status 0 and the reason on stderr; Ctrl-C does the same
-with status 130. Status 1 means nothing could be tracked: missing source, unreadable model, a box
-outside the frame, a stream that fails before its first frame, or a model error.
+How a run ends: the end of the stream, ``max_frames``, or the stream breaking after at least one
+frame (a decode or network error, a frame of another size) finish cleanly (the overlay video closed
+and playable) and are told apart by :attr:`StreamSummary.ended`; so does Ctrl-C. A source that cannot
+be opened or fails before its first frame, a box outside the frame, or a model error raise.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any
 
 import numpy as np
 
-__all__ = ["OVERLAY_SUFFIXES", "StreamSummary", "frame_record", "run", "track_stream"]
+from ..errors import ArgumentError
+from ..model_spec import LoadedModel, ModelSpec
+from .common import check_overlay_path, resolve_model
 
-logger = logging.getLogger("sam2kit")
+__all__ = ["StreamSummary", "frame_record", "track_stream"]
 
-#: Containers the overlay video can be written to (the encoder is H.264 or MPEG-4).
-OVERLAY_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
-#: Seconds between two progress lines (frames per second) on stderr.
+logger = logging.getLogger(__name__)
+
+#: Seconds between two progress lines (frames per second) in the log.
 PROGRESS_INTERVAL_S = 5.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class StreamSummary:
-    """How a ``sam2kit stream`` run went.
+    """How a :func:`track_stream` run went.
 
     Attributes:
-        frames: frames tracked (and lines written).
+        frames: frames tracked (and records handed out).
         seconds: wall-clock time of the tracking loop (decode + track + write), in seconds.
         ended: ``"end"`` (end of stream), ``"max-frames"``, ``"broken"`` (error after the first
             frame) or ``"interrupted"`` (Ctrl-C).
@@ -63,19 +62,15 @@ class StreamSummary:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    @property
-    def exit_code(self) -> int:
-        return 130 if self.ended == "interrupted" else 0
-
 
 def frame_record(
     frame_index: int, timestamp_s: float, obj_ids: Sequence[int], masks: np.ndarray, scores: Sequence[float]
 ) -> dict[str, Any]:
     """The JSON record of one frame: masks ``(N, H, W)`` bool, one presence score per object."""
-    from .io.masks import mask_to_box_xywh
+    from ..io.masks import mask_to_box_xywh
 
     objects = []
-    for obj_id, mask, score in zip(obj_ids, masks, scores):
+    for obj_id, mask, score in zip(obj_ids, masks, scores, strict=True):
         objects.append({
             "id": int(obj_id),
             "bbox_xywh": mask_to_box_xywh(mask),
@@ -90,18 +85,6 @@ def _check_source(source: str) -> None:
     is_url = "://" in source
     if not is_url and not source.startswith("/dev/video") and not Path(source).exists():
         raise FileNotFoundError(f"stream source not found: {source} (expected a file, a URL or /dev/videoN)")
-
-
-def _check_overlay_path(overlay: str | Path | None) -> Path | None:
-    if overlay is None:
-        return None
-    path = Path(overlay)
-    if path.suffix.lower() not in OVERLAY_SUFFIXES:
-        raise ValueError(f"--overlay must be a video file ending in {', '.join(OVERLAY_SUFFIXES)}; got {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"--overlay {path} is a folder; give a file name such as {path / 'overlay.mp4'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _finish_overlay(writer: Any, failing: bool) -> None:
@@ -122,48 +105,43 @@ def track_stream(
     source: str,
     boxes: Sequence[tuple[float, float, float, float]],
     *,
-    checkpoint: str,
-    config: str | None = None,
-    device: str | None = None,
-    image_size: int | None = None,
-    precision: str = "fp32",
+    model: ModelSpec | LoadedModel | None = None,
     overlay: str | Path | None = None,
     max_frames: int | None = None,
     max_cond_frames: int | None = 8,
-    out: TextIO | None = None,
+    on_frame: Callable[[dict[str, Any]], None] | None = None,
 ) -> StreamSummary:
-    """Track the objects boxed on the first frame through ``source``, one JSON line per frame.
+    """Track the objects boxed on the first frame through ``source``.
 
     Args:
         source: a video file, a URL (rtsp://, http(s)://, ...) or a camera device (/dev/video0).
         boxes: XYXY boxes in pixels of the first frame, one object each (id = position).
-        checkpoint / config / device / image_size: the model (see :func:`sam2kit.cli_image.load_model`).
+        model: the model to load, or one already loaded; default ``ModelSpec()`` (SAM 2.1 tiny from the hub).
         overlay: write the frames with coloured masks to this video file.
         max_frames: stop after this many frames (None: until the stream ends).
         max_cond_frames: conditioning frames kept per object (see :class:`StreamPredictor`).
-        out: where JSON lines go (default stdout); flushed after every frame.
+        on_frame: called with each frame's record (see :func:`frame_record`) as soon as it is tracked.
     Returns:
         a :class:`StreamSummary`.
     Raises:
         FileNotFoundError, sam2kit.io.StreamError: the source cannot be opened or fails before its
-            first frame. ValueError: no box, a box outside the frame, a bad overlay path, unknown model.
+            first frame. ArgumentError: no box, a bad overlay path or ``max_frames``.
+        ValueError: a box outside the frame. The errors of :func:`sam2kit.model_spec.load_model`.
     """
-    from .cli_image import load_model
-    from .io.overlay import overlay_masks
-    from .io.stream import StreamError, open_stream
-    from .io.video_writer import VideoWriter
-    from .predict.stream import StreamPredictor
+    from ..io.overlay import overlay_masks
+    from ..io.stream import StreamError, open_stream
+    from ..io.video_writer import VideoWriter
+    from ..predict.stream import StreamPredictor
 
     if not boxes:
-        raise ValueError("give at least one --box X0,Y0,X1,Y1 (one object each)")
+        raise ArgumentError("no box given: one box per object is needed", argument="boxes")
     if max_frames is not None and max_frames < 1:
-        raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
-    out = sys.stdout if out is None else out
+        raise ArgumentError(f"max_frames must be >= 1, got {max_frames}", argument="max_frames")
     source = str(source)
     _check_source(source)
-    overlay_path = _check_overlay_path(overlay)
-    model, _ = load_model(checkpoint, config, device, image_size, precision)
-    predictor = StreamPredictor(model, max_cond_frames=max_cond_frames)
+    overlay_path = check_overlay_path(overlay)
+    loaded = resolve_model(model)
+    predictor = StreamPredictor(loaded.model, max_cond_frames=max_cond_frames)
 
     stream = open_stream(source)
     writer = None
@@ -176,7 +154,7 @@ def track_stream(
         frames = iter(stream)
         while True:
             if max_frames is not None and count >= max_frames:
-                ended, reason = "max-frames", f"stopped after --max-frames {max_frames}"
+                ended, reason = "max-frames", f"stopped after {max_frames} frame(s), the frame limit"
                 break
             try:
                 frame_index, timestamp, rgb = next(frames)
@@ -198,10 +176,9 @@ def track_stream(
                 except (TypeError, ValueError) as error:  # e.g. the stream changed resolution
                     ended, reason = "broken", f"stream {source}, frame {frame_index}: {error}"
                     break
-            masks = (logits[:, 0] > 0).cpu().numpy()
-            record = frame_record(frame_index, timestamp, obj_ids, masks, predictor.object_scores().tolist())
-            out.write(json.dumps(record) + "\n")
-            out.flush()
+            masks = (logits[:, 0] > 0).cpu().numpy()  # (N, H, W)
+            if on_frame is not None:
+                on_frame(frame_record(frame_index, timestamp, obj_ids, masks, predictor.object_scores().tolist()))
             if writer is not None:
                 writer.write(overlay_masks(rgb, masks, object_ids=obj_ids))
             count += 1
@@ -224,20 +201,3 @@ def track_stream(
         message += f"; overlay written to {overlay_path}"
     (logger.warning if ended in ("broken", "interrupted") else logger.info)(message)
     return summary
-
-
-def run(args: argparse.Namespace) -> int:
-    """Handler of ``sam2kit stream`` (see :func:`sam2kit.cli.add_stream_parser`)."""
-    summary = track_stream(
-        args.source,
-        args.boxes,
-        checkpoint=args.checkpoint,
-        config=args.config,
-        device=args.device,
-        image_size=args.image_size,
-        precision=args.precision,
-        overlay=args.overlay,
-        max_frames=args.max_frames,
-        max_cond_frames=args.max_cond_frames,
-    )
-    return summary.exit_code

@@ -1,12 +1,11 @@
-"""``sam2kit video``: track prompted objects through a video file or a folder of frames.
+"""Track prompted objects through a video file or a folder of frames; write masks and ``tracks.json``.
 
-The argument parsing lives in :mod:`sam2kit.cli`; this module does the work. Prompts name a frame and
-an object id (``--prompt FRAME:OBJ:X,Y[,LABEL]``, ``--box FRAME:OBJ:X0,Y0,X1,Y1``); a
-:class:`~sam2kit.predict.video.VideoPredictor` tracks every object forwards from the earliest
-prompted frame to the end, and with ``reverse`` then also backwards from that frame to frame 0, so
-that objects prompted mid-video get masks on the earlier frames too (the prompted frame itself is
-written once, from the forward pass). Without ``reverse`` the frames before the earliest prompt are not tracked:
-they get no mask files, no ``tracks.json`` entry and no overlay frame.
+Prompts name a frame and an object id. A :class:`~sam2kit.predict.video.VideoPredictor` tracks every
+object forwards from the earliest prompted frame to the end, and with ``reverse`` then also backwards
+from that frame to frame 0, so that objects prompted mid-video get masks on the earlier frames too
+(the prompted frame itself is written once, from the forward pass). Without ``reverse`` the frames
+before the earliest prompt are not tracked: they get no mask files, no ``tracks.json`` entry and no
+overlay frame.
 
 Written into the output folder, each file atomically and as soon as its frame is tracked (memory
 does not grow with the video length):
@@ -27,11 +26,8 @@ mostly made of borderline pixels.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,29 +36,19 @@ from typing import Any
 
 import numpy as np
 
-from .io.source import FrameSource
+from ..errors import ArgumentError
+from ..model_spec import LoadedModel, ModelSpec
+from .common import check_out_dir, check_overlay_path, resolve_model
+from .video_output import FirstFrames, MaskWriter
 
-__all__ = [
-    "OVERLAY_SUFFIXES",
-    "FirstFrames",
-    "FramePrompt",
-    "VideoTrackSummary",
-    "group_prompts",
-    "run",
-    "track_video",
-]
+__all__ = ["FramePrompt", "VideoTrackSummary", "group_prompts", "track_video"]
 
-logger = logging.getLogger("sam2kit")
+logger = logging.getLogger(__name__)
 
-#: Containers the overlay video can be written to (the encoder is H.264 or MPEG-4).
-OVERLAY_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 #: Overlay frame rate for sources without one (frame folders).
 DEFAULT_FPS = 30.0
-#: Decimal places of the scores in tracks.json.
-SCORE_DECIMALS = 4
 
 
-# ---------------------------------------------------------------------------- prompts
 @dataclass(frozen=True)
 class FramePrompt:
     """One object's prompt on one frame: clicks (pixels; label 1 foreground, 0 background) and at
@@ -87,19 +73,20 @@ def group_prompts(
     into one :class:`FramePrompt` per (frame, object), sorted by frame then object id.
 
     Raises:
-        ValueError: no prompt, negative frame or object id, or two boxes for one object on one frame.
+        ArgumentError: no prompt, negative frame or object id, or two boxes for one object on one frame.
     """
     if not points and not boxes:
-        raise ValueError("no prompt given: pass --prompt FRAME:OBJ:X,Y[,LABEL] and/or --box FRAME:OBJ:X0,Y0,X1,Y1")
+        raise ArgumentError("no prompt given: give points and/or boxes", argument="points")
     clicks: dict[tuple[int, int], list[tuple[float, float, int]]] = {}
     box_of: dict[tuple[int, int], tuple[float, float, float, float]] = {}
     for frame, obj_id, point in points:
-        clicks.setdefault(_prompt_key(frame, obj_id), []).append(point)
+        clicks.setdefault(_prompt_key(frame, obj_id, "points"), []).append(point)
     for frame, obj_id, box in boxes:
-        key = _prompt_key(frame, obj_id)
+        key = _prompt_key(frame, obj_id, "boxes")
         if key in box_of:
-            raise ValueError(
-                f"object {obj_id} has two boxes on frame {frame}; give at most one box per object and frame"
+            raise ArgumentError(
+                f"object {obj_id} has two boxes on frame {frame}; give at most one box per object and frame",
+                argument="boxes",
             )
         box_of[key] = box
     prompts = []
@@ -110,9 +97,11 @@ def group_prompts(
     return prompts
 
 
-def _prompt_key(frame: int, obj_id: int) -> tuple[int, int]:
+def _prompt_key(frame: int, obj_id: int, argument: str) -> tuple[int, int]:
     if frame < 0 or obj_id < 0:
-        raise ValueError(f"frame index and object id must be >= 0, got frame {frame}, object {obj_id}")
+        raise ArgumentError(
+            f"frame index and object id must be >= 0, got frame {frame}, object {obj_id}", argument=argument
+        )
     return int(frame), int(obj_id)
 
 
@@ -120,14 +109,14 @@ def _validate_prompts(prompts: Sequence[FramePrompt], num_frames: int, hw: tuple
     """The predictor's own checks, run before the (slow) model load."""
     import torch
 
-    from .predict.transforms import check_boxes, check_points
+    from ..predict.transforms import check_boxes, check_points
 
     for prompt in prompts:
         if prompt.frame >= num_frames:
-            limit = " (limited by --max-frames)" if truncated else ""
-            raise IndexError(
-                f"prompt on frame {prompt.frame} is out of range: the video has {num_frames} frame(s){limit}, "
-                f"valid frame indices are 0..{num_frames - 1}"
+            raise ArgumentError(
+                f"prompt on frame {prompt.frame} is out of range: the video has {num_frames} frame(s)"
+                f"{' (limited by max_frames)' if truncated else ''}, valid frame indices are 0..{num_frames - 1}",
+                argument="max_frames" if truncated else "prompts",
             )
         try:
             if prompt.points:
@@ -139,111 +128,9 @@ def _validate_prompts(prompts: Sequence[FramePrompt], num_frames: int, hw: tuple
             raise ValueError(f"prompt of object {prompt.obj_id} on frame {prompt.frame}: {error}") from None
 
 
-# ---------------------------------------------------------------------------- frames
-class FirstFrames(FrameSource):
-    """A view of the first ``count`` frames of another :class:`~sam2kit.io.FrameSource` (no copy);
-    closing it closes that source."""
-
-    def __init__(self, source: FrameSource, count: int) -> None:
-        super().__init__(source.name)
-        self.source = source
-        self.count = min(count, len(source))
-
-    def __len__(self) -> int:
-        return self.count
-
-    @property
-    def height(self) -> int:
-        return self.source.height
-
-    @property
-    def width(self) -> int:
-        return self.source.width
-
-    @property
-    def fps(self) -> float | None:
-        return self.source.fps
-
-    def _read(self, index: int) -> np.ndarray:
-        return self.source.get(index)
-
-    def close(self) -> None:
-        self.source.close()
-
-
-def _check_overlay_path(overlay: str | Path | None) -> Path | None:
-    if overlay is None:
-        return None
-    path = Path(overlay)
-    if path.suffix.lower() not in OVERLAY_SUFFIXES:
-        raise ValueError(f"--overlay must be a video file ending in {', '.join(OVERLAY_SUFFIXES)}; got {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"--overlay {path} is a folder; give a file name such as {path / 'overlay.mp4'}")
-    return path
-
-
-# ---------------------------------------------------------------------------- per-frame output
-class _MaskWriter:
-    """Writes one tracked frame's masks (per-object PNGs or one palette PNG) and describes them."""
-
-    def __init__(self, out: Path, obj_ids: Sequence[int], palette: bool) -> None:
-        self.out = out
-        self.obj_ids = sorted(obj_ids)  # palette: higher ids are painted last and win overlaps
-        self.palette = palette
-
-    def mask_path(self, frame_idx: int, obj_id: int | None = None) -> Path:
-        if self.palette:
-            return self.out / "palette" / f"{frame_idx:05d}.png"
-        return self.out / "masks" / str(obj_id) / f"{frame_idx:05d}.png"
-
-    def write(self, frame_idx: int, obj_ids: Sequence[int], logits: Any) -> tuple[dict[str, Any], np.ndarray]:
-        """Save the masks of ``logits`` ``(N, 1, H, W)`` (objects in the order ``obj_ids``).
-
-        Returns the frame's ``tracks.json`` record and the written masks ``(N, H, W)`` bool in
-        ascending object id order.
-        """
-        import torch
-
-        from .io.masks import mask_to_box_xywh, save_mask_png, save_palette_png
-
-        order = [list(obj_ids).index(obj_id) for obj_id in self.obj_ids]
-        logits = logits[order, 0].float()  # (N, H, W)
-        masks = logits > 0
-        if self.palette:
-            label = torch.zeros(masks.shape[1:], dtype=torch.uint8, device=masks.device)
-            for mask, obj_id in zip(masks, self.obj_ids):
-                label[mask] = obj_id
-            masks = label[None] == torch.tensor(self.obj_ids, dtype=torch.uint8, device=masks.device)[:, None, None]
-        areas = masks.sum(dim=(1, 2))
-        prob_sums = (torch.sigmoid(logits) * masks).sum(dim=(1, 2))
-        scores = torch.where(areas > 0, prob_sums / areas.clamp(min=1), torch.zeros_like(prob_sums))
-        masks_np = masks.cpu().numpy()
-        if self.palette:
-            save_palette_png(self.mask_path(frame_idx), label.cpu().numpy())
-        else:
-            for mask, obj_id in zip(masks_np, self.obj_ids):
-                save_mask_png(self.mask_path(frame_idx, obj_id), mask)
-        objects = [
-            {"id": obj_id, "bbox_xywh": mask_to_box_xywh(mask), "area": int(area),
-             "score": round(float(score), SCORE_DECIMALS), "present": bool(area > 0)}
-            for obj_id, mask, area, score in zip(self.obj_ids, masks_np, areas.tolist(), scores.tolist())
-        ]
-        return {"frame": int(frame_idx), "objects": objects}, masks_np
-
-    def read(self, frame_idx: int) -> np.ndarray:
-        """The masks written for a frame, ``(N, H, W)`` bool in ascending object id order."""
-        from .io.masks import load_mask_png, load_palette_png
-
-        if self.palette:
-            label = load_palette_png(self.mask_path(frame_idx))
-            return np.stack([label == obj_id for obj_id in self.obj_ids])
-        return np.stack([load_mask_png(self.mask_path(frame_idx, obj_id)) for obj_id in self.obj_ids])
-
-
-# ---------------------------------------------------------------------------- the command
-@dataclass
+@dataclass(frozen=True)
 class VideoTrackSummary:
-    """What a ``sam2kit video`` run wrote (the JSON printed on stdout)."""
+    """What :func:`track_video` wrote."""
 
     video: str
     num_frames: int
@@ -289,11 +176,7 @@ def track_video(
     prompts: Sequence[FramePrompt],
     out_dir: str | Path,
     *,
-    checkpoint: str,
-    config: str | None = None,
-    device: str | None = None,
-    image_size: int | None = None,
-    precision: str = "fp32",
+    model: ModelSpec | LoadedModel | None = None,
     palette: bool = False,
     overlay: str | Path | None = None,
     reverse: bool = False,
@@ -309,7 +192,7 @@ def track_video(
         prompts: one :class:`FramePrompt` per (frame, object) (see :func:`group_prompts`), in pixels
             of the video frames.
         out_dir: output folder (created); see the module docstring for its content.
-        checkpoint / config / device / image_size: the model (see :func:`sam2kit.cli_image.load_model`).
+        model: the model to load, or one already loaded; default ``ModelSpec()`` (SAM 2.1 tiny from the hub).
         palette: one DAVIS palette PNG per frame (object ids 1..255) instead of per-object PNGs.
         overlay: also write the tracked frames with coloured masks to this video file.
         reverse: after the forward pass, also track backwards from the earliest prompt to frame 0.
@@ -321,45 +204,44 @@ def track_video(
         a :class:`VideoTrackSummary`.
     Raises:
         FileNotFoundError, sam2kit.io.VideoReadError: missing or unreadable video.
-        IndexError: a prompt on a frame the video (or ``max_frames``) does not have.
-        ValueError: a prompt outside the frame, palette ids outside 1..255, a bad overlay path,
-            an unknown model.
+        ArgumentError: no prompt, a prompt on a frame the video (or ``max_frames``) does not have,
+            palette ids outside 1..255, a bad overlay or output path.
+        ValueError: a prompt outside the frame.
+        the errors of :func:`sam2kit.model_spec.load_model`.
     """
-    from .cli_image import load_model
-    from .io.atomic import save_json
-    from .io.frames import open_frames
-    from .io.overlay import overlay_masks
-    from .io.video_writer import VideoWriter
-    from .predict.video import VideoPredictor
+    from ..io.atomic import save_json
+    from ..io.frames import open_frames
+    from ..io.overlay import overlay_masks
+    from ..io.video_writer import VideoWriter
+    from ..predict.video import VideoPredictor
 
     if not prompts:
-        raise ValueError("no prompt given: pass --prompt FRAME:OBJ:X,Y[,LABEL] and/or --box FRAME:OBJ:X0,Y0,X1,Y1")
+        raise ArgumentError("no prompt given", argument="prompts")
     if max_frames is not None and max_frames < 1:
-        raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
+        raise ArgumentError(f"max_frames must be >= 1, got {max_frames}", argument="max_frames")
     obj_ids = sorted({prompt.obj_id for prompt in prompts})
     if palette and not all(1 <= obj_id <= 255 for obj_id in obj_ids):
-        raise ValueError(f"with --palette, object ids must be 1..255 (0 is the background), got {obj_ids}")
+        raise ArgumentError(f"palette needs object ids 1..255 (0 is the background), got {obj_ids}",
+                            argument="palette")
     frames = open_frames(video)
     try:
         truncated = max_frames is not None and max_frames < len(frames)
-        if truncated:
+        if max_frames is not None and truncated:
             frames = FirstFrames(frames, max_frames)
         num_frames, height, width, fps = len(frames), frames.height, frames.width, frames.fps
         _validate_prompts(prompts, num_frames, (height, width), truncated)
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise FileExistsError(f"--out {out} exists and is not a folder")
-        overlay_path = _check_overlay_path(overlay)
+        out = check_out_dir(out_dir)
+        overlay_path = check_overlay_path(overlay)
 
-        model, model_info = load_model(checkpoint, config, device, image_size, precision)
-        predictor = VideoPredictor(model, fill_hole_area=fill_hole_area, non_overlap_masks=non_overlap,
+        loaded = resolve_model(model)
+        predictor = VideoPredictor(loaded.model, fill_hole_area=fill_hole_area, non_overlap_masks=non_overlap,
                                    show_progress=show_progress)
         earliest = min(prompt.frame for prompt in prompts)
         backwards = reverse and earliest > 0
         logger.info("tracking %d object(s) through %s (%d frames, %dx%d) from frame %d%s", len(obj_ids), video,
                     num_frames, width, height, earliest, " and backwards" if backwards else "")
         out.mkdir(parents=True, exist_ok=True)
-        writer = _MaskWriter(out, obj_ids, palette)
+        writer = MaskWriter(out, obj_ids, palette)
         records: dict[int, dict[str, Any]] = {}  # a few numbers per frame; the masks go straight to disk
         # The overlay is written while tracking when the frames come in order. A backward pass comes
         # after the forward one, so then the overlay is assembled afterwards from the mask files.
@@ -374,7 +256,8 @@ def track_video(
                 labels=np.array(prompt.labels, dtype=np.int32) if prompt.points else None,
                 box=None if prompt.box is None else np.array(prompt.box, dtype=np.float32),
             )
-        with VideoWriter(overlay_path, fps=overlay_fps) if live_overlay else contextlib.nullcontext() as video_out:
+        live_writer = VideoWriter(overlay_path, fps=overlay_fps) if live_overlay and overlay_path else None
+        with live_writer or contextlib.nullcontext() as video_out:
             for frame_idx, frame_obj_ids, logits in _propagate(predictor, state, earliest, reverse):
                 records[frame_idx], masks = writer.write(frame_idx, frame_obj_ids, logits)
                 if video_out is not None:
@@ -392,7 +275,7 @@ def track_video(
     tracks = {
         "video": {"path": str(video), "width": width, "height": height, "num_frames": num_frames,
                   "fps": fps},
-        "model": model_info,
+        "model": loaded.to_json(),
         "options": {"reverse": reverse, "max_frames": max_frames, "fill_hole_area": fill_hole_area,
                     "non_overlap": non_overlap, "palette": palette},
         "score": "mean foreground probability: mean sigmoid(logit) over the mask's pixels, 0 when empty",
@@ -411,27 +294,3 @@ def track_video(
     logger.info("tracked %d frame(s) in %.1f s; wrote %s/ and tracks.json to %s%s", len(tracked), seconds,
                 masks_dir, out, f", overlay to {overlay_path}" if overlay_path is not None else "")
     return summary
-
-
-def run(args: argparse.Namespace) -> int:
-    """Handler of ``sam2kit video`` (see :func:`sam2kit.cli.add_video_parser`)."""
-    summary = track_video(
-        args.video,
-        group_prompts(args.points, args.boxes),
-        args.out,
-        checkpoint=args.checkpoint,
-        config=args.config,
-        device=args.device,
-        image_size=args.image_size,
-        precision=args.precision,
-        palette=args.palette,
-        overlay=args.overlay,
-        reverse=args.reverse,
-        max_frames=args.max_frames,
-        fill_hole_area=args.fill_hole_area,
-        non_overlap=args.non_overlap,
-        show_progress=not getattr(args, "quiet", False),
-    )
-    sys.stdout.write(json.dumps(summary.to_json(), indent=2) + "\n")
-    sys.stdout.flush()
-    return 0
