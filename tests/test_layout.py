@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "checkpoints": 2,
     "io": 2,
     "build": 3,
+    "synthetic": 3,  # synthetic scenes, written with io's mask writers
     "predict": 4,
     "model_spec": 4,  # ModelSpec + load_model: above build, below the jobs and front ends
     "pipelines": 5,

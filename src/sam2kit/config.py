@@ -17,6 +17,8 @@ __all__ = [
     "SAM2Config",
     "PRESETS",
     "HUB_IDS",
+    "MINI_NAME",
+    "BUNDLED",
     "get_config",
     "config_from_yaml",
     "list_presets",
@@ -75,7 +77,12 @@ _LARGE = HieraConfig(
 
 @dataclass(frozen=True)
 class SAM2Config:
-    """All hyper-parameters of a SAM 2 model. Defaults are SAM 2.1 hiera tiny."""
+    """All hyper-parameters of a SAM 2 model. Defaults are SAM 2.1 hiera tiny.
+
+    Training options act only in ``model.train()`` mode and add no weights:
+    ``memory_attention_dropout`` (the official 0.1) is the dropout of the memory-attention layers
+    (attention weights, sub-layer outputs, MLP hidden units).
+    """
 
     name: str = "sam2.1_hiera_tiny"
     trunk: HieraConfig = field(default_factory=lambda: _TINY)
@@ -91,6 +98,7 @@ class SAM2Config:
     memory_attention_heads: int = 1
     memory_attention_ffn_dim: int = 2048
     rope_theta: float = 10000.0
+    memory_attention_dropout: float = 0.1
     # memory encoder
     sigmoid_scale_for_mem_enc: float = 20.0
     sigmoid_bias_for_mem_enc: float = -10.0
@@ -129,6 +137,8 @@ class SAM2Config:
     def __post_init__(self) -> None:
         if self.image_size % 32 != 0 or self.image_size <= 0:
             raise ValueError(f"image_size must be a positive multiple of 32, got {self.image_size}")
+        if not 0.0 <= self.memory_attention_dropout < 1.0:
+            raise ValueError(f"memory_attention_dropout must be in [0, 1), got {self.memory_attention_dropout}")
         if self.proj_tpos_enc_in_obj_ptrs and not self.add_tpos_enc_to_obj_ptrs:
             raise ValueError("proj_tpos_enc_in_obj_ptrs requires add_tpos_enc_to_obj_ptrs")
         if self.fixed_no_obj_ptr and not (self.pred_obj_scores and self.use_obj_ptrs_in_encoder):
@@ -163,6 +173,36 @@ for _size in _SIZES:
     HUB_IDS[f"facebook/sam2.1-hiera-{_dash}"] = (f"sam2.1_hiera_{_size}", f"sam2.1_hiera_{_size}.pt")
     HUB_IDS[f"facebook/sam2-hiera-{_dash}"] = (f"sam2_hiera_{_size}", f"sam2_hiera_{_size}.pt")
 
+#: The small model trained by ``sam2kit train`` on synthetic scenes and shipped in the package.
+MINI_NAME = "sam2kit-mini"
+
+#: Models shipped inside the package: name -> (config, weights file under ``sam2kit/weights/``).
+#: ``sam2kit-mini`` is SAM 2.1 made narrow: 256 px input, a Hiera trunk of width 24 with stages
+#: (1, 2, 4, 1) (block 5 global; at 256 px the last two stages' windows are whole maps), a 64-wide
+#: neck / decoder / memory attention (2 layers, FFN 256) and 32-wide memories; 2.07 M parameters.
+#: Every behaviour flag keeps its SAM 2.1 value, so it tracks with the same engine and options.
+BUNDLED: dict[str, tuple[SAM2Config, str]] = {
+    MINI_NAME: (
+        SAM2Config(
+            name=MINI_NAME,
+            trunk=HieraConfig(
+                embed_dim=24,
+                num_heads=1,
+                stages=(1, 2, 4, 1),
+                global_att_blocks=(5,),
+                window_pos_embed_bkg_spatial_size=(8, 8),
+                window_spec=(8, 4, 8, 8),
+            ),
+            image_size=256,
+            d_model=64,
+            mem_dim=32,
+            memory_attention_layers=2,
+            memory_attention_ffn_dim=256,
+        ),
+        "sam2kit_mini.pt",
+    )
+}
+
 _ALIASES = {"t": "tiny", "s": "small", "b+": "base_plus", "b": "base_plus", "l": "large"}
 
 
@@ -172,7 +212,8 @@ def list_presets() -> list[str]:
 
 
 def get_config(name: str | SAM2Config) -> SAM2Config:
-    """Look up a preset by name (``"sam2.1_hiera_tiny"``, ``"sam2.1_hiera_t"``), hub id, or pass through.
+    """Look up a preset by name (``"sam2.1_hiera_tiny"``, ``"sam2.1_hiera_t"``, ``"sam2kit-mini"``), hub
+    id, or pass through.
 
     Raises:
         KeyError: the name is not a known preset or hub id (the message lists them).
@@ -182,6 +223,8 @@ def get_config(name: str | SAM2Config) -> SAM2Config:
     key = str(name).strip()
     if key in PRESETS:
         return PRESETS[key]
+    if key.replace("_", "-") in BUNDLED:
+        return BUNDLED[key.replace("_", "-")][0]
     if key in HUB_IDS:
         return PRESETS[HUB_IDS[key][0]]
     stem = Path(key).name.removesuffix(".yaml").removesuffix(".pt").replace("-", "_")
@@ -190,7 +233,7 @@ def get_config(name: str | SAM2Config) -> SAM2Config:
     if candidate in PRESETS:
         return PRESETS[candidate]
     raise KeyError(
-        f"unknown model config {name!r}; known presets: {', '.join(list_presets())}; "
+        f"unknown model config {name!r}; known presets: {', '.join(list_presets())}, {', '.join(BUNDLED)}; "
         f"hub ids: {', '.join(sorted(HUB_IDS))}"
     )
 
@@ -246,6 +289,13 @@ def config_from_yaml(path: str | Path, name: str | None = None) -> SAM2Config:
         values["rope_theta"] = layer["self_attention"]["rope_theta"]
     if "num_heads" in layer.get("self_attention", {}):
         values["memory_attention_heads"] = layer["self_attention"]["num_heads"]
+    sections = {"layer": layer, "self_attention": layer.get("self_attention") or {}}
+    sections["cross_attention"] = layer.get("cross_attention") or {}
+    dropouts = {where: section["dropout"] for where, section in sections.items() if "dropout" in section}
+    if len(set(dropouts.values())) > 1:
+        raise ValueError(f"{path}: memory attention dropouts differ ({dropouts}); sam2kit uses one rate for all")
+    if dropouts:
+        values["memory_attention_dropout"] = float(next(iter(dropouts.values())))
     if "out_dim" in model.get("memory_encoder", {}):
         values["mem_dim"] = model["memory_encoder"]["out_dim"]
     ignored = {"_target_", "image_encoder", "memory_attention", "memory_encoder", "compile_image_encoder"}

@@ -12,6 +12,7 @@ from PIL import Image
 
 from sam2kit.io.masks import save_palette_png, to_coco_rle
 from sam2kit.predict.transforms import image_to_tensor, preprocess_image
+from sam2kit.synthetic import write_synthetic_dataset
 from sam2kit.train.data import (
     AugmentOptions,
     CocoDataset,
@@ -20,7 +21,6 @@ from sam2kit.train.data import (
     augment_sample,
     split_names,
 )
-from sam2kit.train.synthetic import write_synthetic_dataset
 
 MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
 STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]

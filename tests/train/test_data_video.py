@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from sam2kit.io.masks import load_palette_png, save_mask_png, save_palette_png
+from sam2kit.synthetic import write_synthetic_dataset
 from sam2kit.train.data import DataError, VideoFolderDataset
-from sam2kit.train.synthetic import write_synthetic_dataset
 
 
 def write_video(root: Path, name: str, num_frames: int, size: tuple[int, int] = (40, 48), first_empty: int = 0) -> None:

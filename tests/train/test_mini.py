@@ -8,8 +8,8 @@ import torch
 from sam2kit.build import build_model
 from sam2kit.predict.image import ImagePredictor
 from sam2kit.predict.video import VideoPredictor
+from sam2kit.synthetic import render_clip
 from sam2kit.train.mini import MINI_NAME, mini_config
-from sam2kit.train.synthetic import render_clip
 
 
 def test_size() -> None:

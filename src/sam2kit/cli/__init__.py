@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import auto, common, image, stream, video
+from . import auto, common, image, stream, train, video
 from .common import (
     DEFAULT_CHECKPOINT,
     EXIT_USAGE,
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: The command modules, in the order ``--help`` lists them.
-COMMANDS = (image, auto, stream, video)
+COMMANDS = (image, auto, stream, video, train)
 
 _DESCRIPTION = """\
 SAM 2 (Segment Anything in Images and Videos) from the command line.

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from sam2kit.io.masks import load_palette_png
-from sam2kit.train.synthetic import (
+from sam2kit.synthetic import (
     SceneOptions,
     _render,
     _Shape,

@@ -246,7 +246,7 @@ def _label_map(masks: np.ndarray) -> np.ndarray:
 
 
 def _save_palette(path: Path, ids: np.ndarray) -> None:
-    from ..io.masks import save_palette_png
+    from .io.masks import save_palette_png
 
     save_palette_png(path, ids)
 

@@ -1,0 +1,149 @@
+"""Score a model on held-out synthetic scenes, the way a user would drive it.
+
+Images: one click per object, at the object's most interior pixel (where a person clicks), through
+:class:`~sam2kit.predict.image.ImagePredictor` with three candidates, the one with the best predicted
+IoU kept; the figure is the mIoU over every object. Clips: one click per object on frame 0, tracked
+through the whole clip by :class:`~sam2kit.predict.video.VideoPredictor`; the figure is the J&F of
+:mod:`sam2kit.metrics`, without the clicked first frame and the last one, as DAVIS and SA-V score.
+
+Scenes come from :mod:`sam2kit.synthetic` with their own seed, so a model trained on another seed
+is scored on scenes it never saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..metrics import image_miou, mean_j_and_f, sequence_j_and_f
+from ..modeling.sam2 import SAM2Model
+from ..synthetic import SceneOptions, render_clip, render_image
+
+__all__ = ["SyntheticScores", "evaluate_synthetic", "interior_point"]
+
+#: Random streams of the evaluation scenes, apart from those of :func:`write_synthetic_dataset`.
+_EVAL_IMAGES, _EVAL_CLIPS = 11, 12
+
+
+@dataclass
+class SyntheticScores:
+    """Held-out figures of one model.
+
+    Attributes:
+        image_miou: mean IoU of the one-click masks over ``image_objects`` objects in ``images`` scenes.
+        video_j_and_f / video_j / video_f: over ``clip_objects`` objects of ``clips`` clips of
+            ``frames`` frames, each clicked once on frame 0.
+    """
+
+    image_miou: float
+    video_j_and_f: float
+    video_j: float
+    video_f: float
+    images: int
+    image_objects: int
+    clips: int
+    clip_objects: int
+    frames: int
+    seed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def interior_point(mask: np.ndarray) -> tuple[float, float]:
+    """``(x, y)`` pixel centre of the pixel farthest inside ``mask`` ``(H, W)`` bool (chessboard
+    distance to the background; ties: the one nearest the mask's centroid).
+
+    Raises:
+        ValueError: the mask is empty.
+    """
+    current = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
+    if not bool(current.any()):
+        raise ValueError("cannot click on an empty mask")
+    while True:  # erode until nothing is left; the last non-empty erosion is the deepest core
+        eroded = -F.max_pool2d(-F.pad(current, (1, 1, 1, 1), value=0.0), 3, stride=1)
+        if not bool(eroded.any()):
+            break
+        current = eroded
+    ys, xs = np.nonzero(current[0, 0].numpy())
+    cy, cx = np.nonzero(mask)
+    nearest = int(np.argmin((ys - cy.mean()) ** 2 + (xs - cx.mean()) ** 2))
+    return float(xs[nearest]), float(ys[nearest])
+
+
+def _image_masks(model: SAM2Model, images: list[np.ndarray], targets: list[np.ndarray]) -> list[np.ndarray]:
+    from ..predict.image import ImagePredictor
+
+    predictor = ImagePredictor(model)
+    predicted = []
+    for image, masks in zip(images, targets, strict=True):
+        predictor.set_image(image)
+        for mask in masks:
+            masks_out, scores, _ = predictor.predict(
+                point_coords=[interior_point(mask)], point_labels=[1], multimask_output=True
+            )
+            predicted.append(masks_out[int(np.argmax(scores))])
+    return predicted
+
+
+def _track_clip(model: SAM2Model, frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """``(T, N, H, W)`` bool masks of the N objects tracked from one click each on frame 0."""
+    from ..predict.video import VideoPredictor
+
+    predictor = VideoPredictor(model)
+    state = predictor.init_state(frames)
+    for index, mask in enumerate(masks[0]):
+        predictor.add_new_points_or_box(state, frame_idx=0, obj_id=index + 1, points=[interior_point(mask)], labels=[1])
+    tracked = np.zeros(masks.shape, dtype=bool)
+    for frame_idx, obj_ids, logits in predictor.propagate_in_video(state):
+        for row, obj_id in enumerate(obj_ids):
+            tracked[frame_idx, obj_id - 1] = (logits[row, 0] > 0).cpu().numpy()
+    return tracked
+
+
+def evaluate_synthetic(
+    model: SAM2Model,
+    *,
+    images: int = 100,
+    clips: int = 10,
+    frames: int = 24,
+    size: int = 256,
+    seed: int = 2,
+    options: SceneOptions | None = None,
+) -> SyntheticScores:
+    """Score ``model`` on ``images`` still scenes and ``clips`` clips of ``frames`` frames (``size``
+    pixels square) drawn with ``seed``. The model's mode is left as it is (predictors run it under
+    ``torch.inference_mode``); pass a model in eval mode. ``options``: the scenes' (default
+    :class:`~sam2kit.synthetic.SceneOptions`, as the mini model trained on).
+    """
+    options = SceneOptions() if options is None else options
+    stills = [render_image(np.random.default_rng([seed, _EVAL_IMAGES, i]), size, options) for i in range(images)]
+    image_targets = [masks for _, masks in stills]
+    predicted = _image_masks(model, [image for image, _ in stills], image_targets)
+    all_targets = [mask for masks in image_targets for mask in masks]
+    miou = image_miou(np.stack(predicted), np.stack(all_targets)) if all_targets else float("nan")
+    sequences = []
+    clip_objects = 0
+    for index in range(clips):
+        clip, masks = render_clip(np.random.default_rng([seed, _EVAL_CLIPS, index]), frames, size, options)
+        tracked = _track_clip(model, clip, masks)
+        sequences.append(sequence_j_and_f(tracked, masks))
+        clip_objects += masks.shape[1]
+    nan = float("nan")
+    video = mean_j_and_f(sequences) if sequences else {"J&F": nan, "J": nan, "F": nan}
+    return SyntheticScores(
+        image_miou=float(miou),
+        video_j_and_f=video["J&F"],
+        video_j=video["J"],
+        video_f=video["F"],
+        images=images,
+        image_objects=len(all_targets),
+        clips=clips,
+        clip_objects=clip_objects,
+        frames=frames,
+        seed=seed,
+    )
