@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_checkpoint, resolve_device
-from .config import BUNDLED, HUB_IDS, SAM2Config, config_from_yaml, get_config, list_presets
+from .config import HUB_IDS, SAM2Config, config_from_yaml, get_config, list_presets
 from .modeling.sam2 import SAM2Model
 
 
@@ -83,7 +83,7 @@ def resolve_config(config: str | Path | SAM2Config | None, checkpoint: str | Pat
             raise FileNotFoundError(f"config file not found: {text}") from None
     if checkpoint is None:
         raise ValueError("config needed: there is no checkpoint to tell it from")
-    if str(checkpoint) in HUB_IDS or str(checkpoint).replace("_", "-") in BUNDLED:
+    if str(checkpoint) in HUB_IDS:
         return get_config(str(checkpoint))
     file_name = Path(checkpoint).name
     stem = file_name
@@ -166,15 +166,12 @@ def from_pretrained(
     local_files_only: bool = False,
     precision: str | torch.dtype = "fp32",
 ) -> SAM2Model:
-    """Build a model from a Hugging Face hub id (one of the eight official repositories) or the name
-    of a model shipped in the package (``"sam2kit-mini"``, offline).
+    """Build a model from a Hugging Face hub id (one of the eight official repositories).
 
-    A hub checkpoint is fetched once with huggingface_hub and cached. Offline and uncached, a
+    The checkpoint is fetched once with huggingface_hub and cached. Offline and uncached, a
     :class:`~sam2kit.checkpoint.CheckpointDownloadError` says how to get the file or pass a local one.
     """
-    from .checkpoint import bundled_checkpoint, download_checkpoint
+    from .checkpoint import download_checkpoint
 
-    if model_id.replace("_", "-") in BUNDLED:
-        return build_model(model_id, checkpoint=bundled_checkpoint(model_id), device=device, precision=precision)
     path = download_checkpoint(model_id, cache_dir=cache_dir, local_files_only=local_files_only)
     return build_model(model_id, checkpoint=path, device=device, precision=precision)

@@ -169,26 +169,6 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "on", "yes", "true"}
 
 
-def bundled_checkpoint(name: str) -> Path:
-    """Path of the weights of a model shipped inside the package (``"sam2kit-mini"``).
-
-    Raises:
-        KeyError: not a bundled model name (the message lists them).
-        CheckpointError: the package was installed without its weights file.
-    """
-    from importlib.resources import files
-
-    from .config import BUNDLED
-
-    key = str(name).strip().replace("_", "-")
-    if key not in BUNDLED:
-        raise KeyError(f"unknown bundled model {name!r}; bundled: {', '.join(sorted(BUNDLED))}")
-    path = Path(str(files("sam2kit") / "weights" / BUNDLED[key][1]))
-    if not path.is_file():
-        raise CheckpointError(f"the weights of {key} are missing from this installation (expected {path})")
-    return path
-
-
 def download_checkpoint(
     model_id: str, *, cache_dir: str | Path | None = None, local_files_only: bool = False
 ) -> Path:

@@ -18,7 +18,7 @@ __all__ = [
     "PRESETS",
     "HUB_IDS",
     "MINI_NAME",
-    "BUNDLED",
+    "EXTRA_PRESETS",
     "get_config",
     "config_from_yaml",
     "list_presets",
@@ -173,33 +173,30 @@ for _size in _SIZES:
     HUB_IDS[f"facebook/sam2.1-hiera-{_dash}"] = (f"sam2.1_hiera_{_size}", f"sam2.1_hiera_{_size}.pt")
     HUB_IDS[f"facebook/sam2-hiera-{_dash}"] = (f"sam2_hiera_{_size}", f"sam2_hiera_{_size}.pt")
 
-#: The small model trained by ``sam2kit train`` on synthetic scenes and shipped in the package.
+#: The small model that ``sam2kit train`` trains from scratch on synthetic scenes.
 MINI_NAME = "sam2kit-mini"
 
-#: Models shipped inside the package: name -> (config, weights file under ``sam2kit/weights/``).
-#: ``sam2kit-mini`` is SAM 2.1 made narrow: 256 px input, a Hiera trunk of width 24 with stages
+#: Presets of sam2kit's own models, beside the official ones. ``sam2kit-mini`` is SAM 2.1 made
+#: narrow, small enough to train on a CPU: 256 px input, a Hiera trunk of width 24 with stages
 #: (1, 2, 4, 1) (block 5 global; at 256 px the last two stages' windows are whole maps), a 64-wide
 #: neck / decoder / memory attention (2 layers, FFN 256) and 32-wide memories; 2.07 M parameters.
 #: Every behaviour flag keeps its SAM 2.1 value, so it tracks with the same engine and options.
-BUNDLED: dict[str, tuple[SAM2Config, str]] = {
-    MINI_NAME: (
-        SAM2Config(
-            name=MINI_NAME,
-            trunk=HieraConfig(
-                embed_dim=24,
-                num_heads=1,
-                stages=(1, 2, 4, 1),
-                global_att_blocks=(5,),
-                window_pos_embed_bkg_spatial_size=(8, 8),
-                window_spec=(8, 4, 8, 8),
-            ),
-            image_size=256,
-            d_model=64,
-            mem_dim=32,
-            memory_attention_layers=2,
-            memory_attention_ffn_dim=256,
+EXTRA_PRESETS: dict[str, SAM2Config] = {
+    MINI_NAME: SAM2Config(
+        name=MINI_NAME,
+        trunk=HieraConfig(
+            embed_dim=24,
+            num_heads=1,
+            stages=(1, 2, 4, 1),
+            global_att_blocks=(5,),
+            window_pos_embed_bkg_spatial_size=(8, 8),
+            window_spec=(8, 4, 8, 8),
         ),
-        "sam2kit_mini.pt",
+        image_size=256,
+        d_model=64,
+        mem_dim=32,
+        memory_attention_layers=2,
+        memory_attention_ffn_dim=256,
     )
 }
 
@@ -223,8 +220,8 @@ def get_config(name: str | SAM2Config) -> SAM2Config:
     key = str(name).strip()
     if key in PRESETS:
         return PRESETS[key]
-    if key.replace("_", "-") in BUNDLED:
-        return BUNDLED[key.replace("_", "-")][0]
+    if key.replace("_", "-") in EXTRA_PRESETS:
+        return EXTRA_PRESETS[key.replace("_", "-")]
     if key in HUB_IDS:
         return PRESETS[HUB_IDS[key][0]]
     stem = Path(key).name.removesuffix(".yaml").removesuffix(".pt").replace("-", "_")
@@ -233,7 +230,7 @@ def get_config(name: str | SAM2Config) -> SAM2Config:
     if candidate in PRESETS:
         return PRESETS[candidate]
     raise KeyError(
-        f"unknown model config {name!r}; known presets: {', '.join(list_presets())}, {', '.join(BUNDLED)}; "
+        f"unknown model config {name!r}; known presets: {', '.join(list_presets())}, {', '.join(EXTRA_PRESETS)}; "
         f"hub ids: {', '.join(sorted(HUB_IDS))}"
     )
 

@@ -98,10 +98,10 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             checkpoint that cannot be downloaded (``CheckpointDownloadError``).
     """
     from .build import build_model, resolve_config, resolve_precision
-    from .checkpoint import bundled_checkpoint, download_checkpoint, resolve_device
-    from .config import BUNDLED, HUB_IDS, list_presets
+    from .checkpoint import download_checkpoint, resolve_device
+    from .config import HUB_IDS, list_presets
 
-    kind = _checkpoint_kind(spec.checkpoint, HUB_IDS, BUNDLED)
+    kind = _checkpoint_kind(spec.checkpoint, HUB_IDS)
     if kind == "none" and spec.config is None:
         raise ModelSpecError(
             "config needed: without a checkpoint (random weights) the config says which model to build",
@@ -138,8 +138,6 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     if kind == "hub":
         logger.info("fetching %s from the Hugging Face hub (cached after the first time)", spec.checkpoint)
         path = download_checkpoint(str(spec.checkpoint))
-    elif kind == "bundled":
-        path = bundled_checkpoint(str(spec.checkpoint))
     elif kind == "file":
         path = Path(spec.checkpoint).expanduser()  # type: ignore[arg-type]
     logger.info("loading %s (%s, %dpx) on %s", path or "random weights", cfg.name, cfg.image_size, device)
@@ -148,8 +146,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     return LoadedModel(model=model, spec=spec, config=cfg, device=device)
 
 
-def _checkpoint_kind(checkpoint: str | Path | None, hub_ids: dict[str, Any], bundled: dict[str, Any]) -> str:
-    """``"file"``, ``"hub"``, ``"bundled"`` (a model shipped in the package) or ``"none"``.
+def _checkpoint_kind(checkpoint: str | Path | None, hub_ids: dict[str, Any]) -> str:
+    """``"file"``, ``"hub"`` or ``"none"``.
 
     Raises:
         ModelSpecError: a folder, or neither an existing file nor an official hub id.
@@ -161,14 +159,12 @@ def _checkpoint_kind(checkpoint: str | Path | None, hub_ids: dict[str, Any], bun
         return "file"
     if str(checkpoint) in hub_ids:
         return "hub"
-    if str(checkpoint).replace("_", "-") in bundled:
-        return "bundled"
     if local.is_dir():
         raise ModelSpecError(
             f"checkpoint {checkpoint} is a folder; pass the checkpoint file inside it", argument="checkpoint"
         )
     raise ModelSpecError(
-        f"checkpoint {str(checkpoint)!r} not found: it is neither an existing file, an official hub id "
-        f"({', '.join(sorted(hub_ids))}) nor a bundled model ({', '.join(sorted(bundled))})",
+        f"checkpoint {str(checkpoint)!r} not found: it is neither an existing file nor an official hub id "
+        f"({', '.join(sorted(hub_ids))})",
         argument="checkpoint",
     )

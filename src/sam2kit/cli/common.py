@@ -185,9 +185,8 @@ def add_model_options(parser: argparse.ArgumentParser, *, default_checkpoint: st
         metavar="PATH|HUB_ID",
         default=default_checkpoint,
         help=(
-            "a local checkpoint file (official .pt or .safetensors), a Hugging Face hub id such as "
-            "facebook/sam2.1-hiera-large (downloaded once, then cached), or sam2kit-mini (the small "
-            f"model shipped in the package). Default: {default_checkpoint}"
+            "a local checkpoint file (official .pt or .safetensors) or a Hugging Face hub id such as "
+            f"facebook/sam2.1-hiera-large (downloaded once, then cached). Default: {default_checkpoint}"
         ),
     )
     group.add_argument(

@@ -66,13 +66,6 @@ examples:
 """
 
 
-def _positive_float(text: str) -> float:
-    value = common.non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
 def _drop_rate(text: str) -> float:
     value = common.non_negative(text)
     if value >= 1:
@@ -117,7 +110,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     what.add_argument("--train", choices=("decoder", "memory", "all"), help="decoder (default), memory or all")
     what.add_argument("--lora", metavar="R", type=common.non_negative_int,
                       help="rank of LoRA adapters on the image encoder's attention (default 0: none)")
-    what.add_argument("--lora-alpha", metavar="A", type=_positive_float, help="LoRA scale numerator (default: R)")
+    what.add_argument("--lora-alpha", metavar="A", type=common.positive_float, help="LoRA scale numerator (default: R)")
     what.add_argument("--drop-path", metavar="P", type=_drop_rate,
                       help="stochastic depth of the trunk with --train all (default 0.1)")
     what.add_argument("--corrections", metavar="N", type=common.non_negative_int,
@@ -127,31 +120,53 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     optim.add_argument("--batch-size", metavar="B", type=common.positive_int,
                        help="samples per process and micro-batch (default 1)")
     optim.add_argument("--accumulate", metavar="K", type=common.positive_int, help="micro-batches per step (default 1)")
-    optim.add_argument("--lr", metavar="LR", type=_positive_float,
+    optim.add_argument("--lr", metavar="LR", type=common.positive_float,
                        help="peak learning rate (default 5e-6 from a checkpoint, 1e-3 from scratch)")
-    optim.add_argument("--encoder-lr", metavar="LR", type=_positive_float,
+    optim.add_argument("--encoder-lr", metavar="LR", type=common.positive_float,
                        help="peak image-encoder learning rate (default 3e-6 from a checkpoint, 5e-4 from scratch)")
-    optim.add_argument("--layer-decay", metavar="D", type=_positive_float, help="layer-wise lr decay (default 0.9)")
+    optim.add_argument("--layer-decay", metavar="D", type=common.positive_float,
+                       help="layer-wise lr decay (default 0.9)")
     optim.add_argument("--weight-decay", metavar="W", type=common.non_negative, help="AdamW weight decay (default 0.1)")
-    optim.add_argument("--warmup", metavar="N", type=common.non_negative_int,
-                       help="linear warm-up steps, then cosine to lr/10 (default: 5%% of --steps)")
-    optim.add_argument("--clip", metavar="NORM", type=common.non_negative,
-                       help="gradient-norm clipping (default 0.1; 0 off)")
+    optim.add_argument(
+        "--warmup",
+        metavar="N",
+        type=common.non_negative_int,
+        help="linear warm-up steps, then cosine to lr/10 (default: 5%% of --steps)",
+    )
+    optim.add_argument(
+        "--clip", metavar="NORM", type=common.non_negative, help="gradient-norm clipping (default 0.1; 0 off)"
+    )
     optim.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="fp32 (default) or bf16 / fp16 autocast")
-    optim.add_argument("--act-ckpt", action=argparse.BooleanOptionalAction,
-                       help="activation checkpointing of the Hiera blocks / memory-attention layers")
+    optim.add_argument(
+        "--act-ckpt",
+        action=argparse.BooleanOptionalAction,
+        help="activation checkpointing of the Hiera blocks / memory-attention layers",
+    )
     optim.add_argument("--seed", metavar="N", type=common.non_negative_int, help="random seed (default 0)")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--out", "-o", metavar="DIR", help="the run folder; required")
     run_group.add_argument("--resume", action=argparse.BooleanOptionalAction, help="continue the run in --out")
-    run_group.add_argument("--save-every", metavar="N", type=common.positive_int,
-                           help="write last.ckpt every N steps (default 100)")
-    run_group.add_argument("--eval-every", metavar="N", type=common.non_negative_int,
-                           help="validate every N steps (default 0: every epoch)")
-    run_group.add_argument("--val-max", metavar="N", type=common.non_negative_int,
-                           help="at most N validation items per validation (default 50; 0: none)")
-    run_group.add_argument("--stop-after", metavar="N", type=common.positive_int,
-                           help="stop after N steps of this invocation (for time-limited jobs; then --resume)")
+    run_group.add_argument(
+        "--save-every", metavar="N", type=common.positive_int, help="write last.ckpt every N steps (default 100)"
+    )
+    run_group.add_argument(
+        "--eval-every",
+        metavar="N",
+        type=common.non_negative_int,
+        help="validate every N steps (default 0: every epoch)",
+    )
+    run_group.add_argument(
+        "--val-max",
+        metavar="N",
+        type=common.non_negative_int,
+        help="at most N validation items per validation (default 50; 0: none)",
+    )
+    run_group.add_argument(
+        "--stop-after",
+        metavar="N",
+        type=common.positive_int,
+        help="stop after N steps of this invocation (for time-limited jobs; then --resume)",
+    )
     run_group.add_argument("--device", metavar="DEVICE", help="cpu, cuda, ... Default: the best available")
     run_group.add_argument("--config-file", metavar="YAML", help="options from a YAML file (the flags' names)")
     common.add_output_options(parser)
@@ -223,8 +238,12 @@ def run(args: argparse.Namespace) -> int:
     if result.rank > 0:
         return common.EXIT_INTERRUPTED if result.status == "interrupted" else common.EXIT_OK
     summary = {
-        "status": result.status, "step": result.step, "steps": result.steps, "out": str(result.out_dir),
-        "model": None if result.model_path is None else str(result.model_path), "validation": result.validation,
+        "status": result.status,
+        "step": result.step,
+        "steps": result.steps,
+        "out": str(result.out_dir),
+        "model": None if result.model_path is None else str(result.model_path),
+        "validation": result.validation,
     }
     common.write_json(summary)
     if result.status == "interrupted":

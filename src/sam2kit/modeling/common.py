@@ -84,9 +84,15 @@ SMALL_ATTENTION_PAIRS = 256 * 256
 BF16_QUERY_CHUNK = 512
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
     """Scaled dot-product attention: ``q`` ``(B, heads, Nq, D)``, ``k`` / ``v`` ``(B, heads, Nk, D)``
-    -> ``(B, heads, Nq, D)``."""
+    -> ``(B, heads, Nq, D)``.
+
+    ``dropout_p`` > 0 drops attention weights (a training option; callers pass 0 in eval mode).
+    """
+    if dropout_p > 0.0:
+        # Always the library kernel: the CPU fast paths below have no dropout.
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     if q.device.type == "cpu":
         if q.shape[-2] * k.shape[-2] <= SMALL_ATTENTION_PAIRS:
             return _plain_attention(q, k, v)

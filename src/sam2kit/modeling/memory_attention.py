@@ -12,7 +12,12 @@ from .transformer import RoPEAttention
 
 
 class MemoryAttentionLayer(nn.Module):
-    """Pre-norm layer: RoPE self-attention, RoPE cross-attention to memories, ReLU MLP."""
+    """Pre-norm layer: RoPE self-attention, RoPE cross-attention to memories, ReLU MLP.
+
+    ``dropout`` (train mode only; the official 0.1) drops the attention weights of both
+    attentions, each sub-layer's output before its residual sum, and the MLP's hidden units.
+    Dropout has no weights: the state dict is the same for any rate.
+    """
 
     def __init__(
         self,
@@ -21,22 +26,33 @@ class MemoryAttentionLayer(nn.Module):
         num_heads: int = 1,
         kv_in_dim: int = 64,
         rope_theta: float = 10000.0,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        self.self_attn = RoPEAttention(d_model, num_heads, rope_theta=rope_theta)
+        self.self_attn = RoPEAttention(d_model, num_heads, rope_theta=rope_theta, dropout=dropout)
         self.cross_attn_image = RoPEAttention(
-            d_model, num_heads, kv_in_dim=kv_in_dim, rope_theta=rope_theta, rope_k_repeat=True
+            d_model, num_heads, kv_in_dim=kv_in_dim, rope_theta=rope_theta, rope_k_repeat=True, dropout=dropout
         )
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)
+        self.dropout_rate = dropout
+        self.dropout_self = nn.Dropout(dropout)
+        self.dropout_cross = nn.Dropout(dropout)
+        self.dropout_hidden = nn.Dropout(dropout)
+        self.dropout_mlp = nn.Dropout(dropout)
+
+    @property
+    def is_stochastic(self) -> bool:
+        """Whether a forward pass draws random numbers (train mode with a dropout rate)."""
+        return self.training and self.dropout_rate > 0.0
 
     def attend_self(self, tgt: torch.Tensor) -> torch.Tensor:
         """The self-attention sub-layer: ``(B, HW, C)`` -> ``(B, HW, C)``."""
         normed = self.norm1(tgt)
-        return tgt + self.self_attn(normed, normed, normed)
+        return tgt + self.dropout_self(self.self_attn(normed, normed, normed))
 
     def attend_memory(
         self, tgt: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor, num_k_exclude_rope: int = 0
@@ -48,11 +64,11 @@ class MemoryAttentionLayer(nn.Module):
         Position encodings enter only the keys (RoPE handles the queries).
         """
         normed = self.norm2(tgt)
-        tgt = tgt + self.cross_attn_image(
-            normed, memory + memory_pos, memory, num_k_exclude_rope=num_k_exclude_rope
+        tgt = tgt + self.dropout_cross(
+            self.cross_attn_image(normed, memory + memory_pos, memory, num_k_exclude_rope=num_k_exclude_rope)
         )
         normed = self.norm3(tgt)
-        return tgt + self.linear2(F.relu(self.linear1(normed)))
+        return tgt + self.dropout_mlp(self.linear2(self.dropout_hidden(F.relu(self.linear1(normed)))))
 
     def forward(
         self,
@@ -76,16 +92,24 @@ class MemoryAttention(nn.Module):
         num_heads: int = 1,
         kv_in_dim: int = 64,
         rope_theta: float = 10000.0,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            MemoryAttentionLayer(d_model, dim_feedforward, num_heads, kv_in_dim, rope_theta)
+            MemoryAttentionLayer(d_model, dim_feedforward, num_heads, kv_in_dim, rope_theta, dropout)
             for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(d_model)
 
     def _first_layer(self) -> MemoryAttentionLayer:
         return cast(MemoryAttentionLayer, self.layers[0])
+
+    @property
+    def is_stochastic(self) -> bool:
+        """Whether a forward pass draws random numbers (train mode with dropout). A query computed
+        by :meth:`encode_query` then belongs to one forward pass and one batch entry: it must not
+        be shared by several objects or reused."""
+        return self._first_layer().is_stochastic
 
     def encode_query(self, curr: torch.Tensor, curr_pos: torch.Tensor) -> torch.Tensor:
         """Everything before the first memory is seen: the scaled position encoding and the first

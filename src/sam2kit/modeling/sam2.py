@@ -81,6 +81,7 @@ class SAM2Model(nn.Module):
             num_heads=config.memory_attention_heads,
             kv_in_dim=mem_dim,
             rope_theta=config.rope_theta,
+            dropout=config.memory_attention_dropout,
         )
         self.memory_encoder = MemoryEncoder(out_dim=mem_dim, in_dim=hidden)
 

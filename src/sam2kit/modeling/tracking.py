@@ -85,15 +85,22 @@ def object_pointer_frames(
     non_cond_outputs: Mapping[int, MemoryLike],
     num_frames: int | None,
     track_in_reverse: bool,
+    training: bool = False,
 ) -> tuple[list[int], list[torch.Tensor], int]:
-    """The object pointers a frame attends to: those of the selected conditioning frames (only
-    past ones, per ``only_obj_ptrs_in_the_past_for_eval``), then those of up to ``max_ptrs - 1``
-    recent frames. Returns their temporal positions, the ``(B, C)`` pointers and ``max_ptrs``."""
+    """The object pointers a frame attends to: those of the selected conditioning frames, then
+    those of up to ``max_ptrs - 1`` recent frames. Returns their temporal positions (signed: a
+    conditioning frame ahead in the tracking direction has a negative one), the ``(B, C)``
+    pointers and ``max_ptrs``.
+
+    At inference, with ``only_obj_ptrs_in_the_past_for_eval``, conditioning frames ahead of
+    ``frame_idx`` give no pointer; in ``training`` every selected one does, as in SAM 2's
+    training, where prompts on later frames of a clip are known when the clip is tracked.
+    """
     max_ptrs = config.max_obj_ptrs_in_encoder
     if num_frames is not None:
         max_ptrs = min(num_frames, max_ptrs)
     sign = -1 if track_in_reverse else 1
-    if config.only_obj_ptrs_in_the_past_for_eval:
+    if config.only_obj_ptrs_in_the_past_for_eval and not training:
         ptr_cond = {
             t: out for t, out in selected.items() if (t >= frame_idx if track_in_reverse else t <= frame_idx)
         }
@@ -173,7 +180,10 @@ def prepare_memory_conditioned_features(
 ) -> torch.Tensor:
     """Fuse the current frame's top-level features with remembered frames: ``(B, C, H, W)``.
 
-    An initial conditioning frame sees no memory (only the learned no-memory embedding).
+    An initial conditioning frame sees no memory (only the learned no-memory embedding). In train
+    mode (``model.training``) the recent-frame memories are the frames just before (the
+    evaluation-only ``memory_temporal_stride_for_eval`` is not applied) and the conditioning
+    frames ahead also give object pointers (see :func:`object_pointer_frames`).
 
     Raises:
         ValueError: a non-initial frame and no conditioning frame in ``cond_outputs``.
@@ -198,9 +208,8 @@ def prepare_memory_conditioned_features(
             raise ValueError("a non-initial frame needs at least one conditioning frame in memory")
         selected, unselected = select_closest_cond_frames(frame_idx, cond_outputs, config.max_cond_frames_in_attn)
         slots: list[tuple[int, MemoryLike | None]] = [(0, out) for out in selected.values()]
-        offsets = memory_frame_offsets(
-            frame_idx, config.num_maskmem, config.memory_temporal_stride_for_eval, track_in_reverse
-        )
+        stride = 1 if model.training else config.memory_temporal_stride_for_eval
+        offsets = memory_frame_offsets(frame_idx, config.num_maskmem, stride, track_in_reverse)
         for t_pos, prev in offsets:
             entry = non_cond_outputs.get(prev)
             if entry is None:
@@ -210,7 +219,14 @@ def prepare_memory_conditioned_features(
 
         if config.use_obj_ptrs_in_encoder:
             positions, pointers, max_ptrs = object_pointer_frames(
-                config, frame_idx, selected, unselected, non_cond_outputs, num_frames, track_in_reverse
+                config,
+                frame_idx,
+                selected,
+                unselected,
+                non_cond_outputs,
+                num_frames,
+                track_in_reverse,
+                training=model.training,
             )
             if pointers:
                 obj_ptrs, obj_pos = _object_pointer_tokens(model, positions, pointers, max_ptrs, batch)
@@ -234,10 +250,14 @@ def prepare_memory_conditioned_features(
 def memory_query(model: SAM2Model, features: FrameFeatures) -> torch.Tensor:
     """The memory attention's query of a frame (:meth:`MemoryAttention.encode_query`):
     ``(1, HW, C)`` when every batch entry holds the same frame, computed once per frame and
-    kept in ``features.shared``; else ``(B, HW, C)``."""
+    kept in ``features.shared``; else ``(B, HW, C)``.
+
+    With dropout in train mode, the query is drawn afresh for every call and every batch entry
+    (each object its own dropout, as when the objects' queries are computed apart).
+    """
     vision_feat, vision_pos = features.vision_feats[-1], features.vision_pos[-1]
     dtype = model.compute_dtype
-    if not features.is_single_frame:
+    if not features.is_single_frame or model.memory_attention.is_stochastic:
         return model.memory_attention.encode_query(vision_feat.to(dtype), vision_pos.to(dtype))
     query = features.shared.get("memory_query")
     if query is None:

@@ -53,6 +53,7 @@ class RoPEAttention(Attention):
 
     Keys may hold several grids of the same size one after another (``rope_k_repeat``: memories
     of several frames), followed by ``num_k_exclude_rope`` tokens (object pointers) left unrotated.
+    ``dropout`` drops attention weights in train mode only.
     """
 
     def __init__(
@@ -63,10 +64,14 @@ class RoPEAttention(Attention):
         kv_in_dim: int | None = None,
         rope_theta: float = 10000.0,
         rope_k_repeat: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__(embedding_dim, num_heads, downsample_rate, kv_in_dim)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"attention dropout must be in [0, 1), got {dropout}")
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
+        self.dropout_p = dropout
         self._rope_cache: dict[tuple[int, str, bool], torch.Tensor] = {}
 
     def _rope(self, num_tokens: int, device: torch.device) -> torch.Tensor:
@@ -99,7 +104,8 @@ class RoPEAttention(Attention):
             rotated = k[:, :, :num_k_rope].unflatten(2, (-1, num_q))  # (B, h, repeats, Nq, D)
             rotated = apply_rope(rotated, rotation).flatten(2, 3)
             k = torch.cat([rotated, k[:, :, num_k_rope:]], dim=2) if num_k_exclude_rope else rotated
-        return self.out_proj(self._merge_heads(attention(q, k, v)))
+        dropout_p = self.dropout_p if self.training else 0.0
+        return self.out_proj(self._merge_heads(attention(q, k, v, dropout_p=dropout_p)))
 
 
 class TwoWayAttentionBlock(nn.Module):

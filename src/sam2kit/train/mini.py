@@ -1,5 +1,5 @@
-"""``sam2kit-mini`` for training: its bundled configuration (:data:`sam2kit.config.BUNDLED`, where
-the architecture is described) with the trunk's stochastic depth set for a run."""
+"""``sam2kit-mini`` for training: its preset (:data:`sam2kit.config.EXTRA_PRESETS`, where the
+architecture is described) with the trunk's stochastic depth set for a run."""
 
 from __future__ import annotations
 

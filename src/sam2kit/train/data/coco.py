@@ -9,19 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ...io.masks import coco_rle_to_mask
 from .augment import DEFAULT_AUGMENT, AugmentOptions
-from .common import (
-    DataError,
-    ImageSample,
-    Split,
-    finish_sample,
-    item_generator,
-    read_rgb,
-    split_names,
-)
+from .common import DataError, ImageSample, SampleDataset, Split, read_rgb
 
 __all__ = ["CocoDataset", "decode_segmentation"]
 
@@ -52,14 +43,14 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
     raise ValueError("expected a list of polygons or an RLE dict with 'size' and 'counts'")
 
 
-class CocoDataset(torch.utils.data.Dataset):
+class CocoDataset(SampleDataset):
     """Training images with the instance masks of a COCO JSON file.
 
     Args:
         annotations: the JSON file (``images``, ``annotations``; ``categories`` are not needed).
         images_dir: the folder the images' ``file_name`` entries are relative to.
-        image_size / augment / max_objects / split / val_fraction / split_seed / seed: as for
-            :class:`~sam2kit.train.data.image_folder.ImageFolderDataset`.
+        image_size / augment / max_objects / split / val_fraction / split_seed / seed: see
+            :class:`~sam2kit.train.data.common.SampleDataset`.
         include_crowd: also use ``iscrowd`` annotations (off by default: they cover groups).
     Raises:
         DataError: an unreadable or malformed JSON, no image with an annotation; at load time: an
@@ -102,22 +93,10 @@ class CocoDataset(torch.utils.data.Dataset):
         keyed = {str(images[i]["file_name"]): i for i in by_image if by_image[i]}
         if not keyed:
             raise DataError(f"{self.annotations_path}: no image has an annotation; expected instance segmentations")
-        self.names = split_names(list(keyed), split, val_fraction, split_seed)
+        super().__init__(list(keyed), image_size, augment, max_objects, split, val_fraction, split_seed, seed)
         self._image_ids = keyed
         self._images = images
         self._annotations = by_image
-        self.image_size = image_size
-        self.augment = augment
-        self.max_objects = max_objects
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw other augmentations in the next epoch (call before iterating)."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.names)
 
     def __getitem__(self, index: int) -> ImageSample:
         name = self.names[index]
@@ -148,13 +127,4 @@ class CocoDataset(torch.utils.data.Dataset):
                 )
             masks.append(mask)
             object_ids.append(int(ann.get("id", len(object_ids) + 1)))
-        frames, frame_masks, kept = finish_sample(
-            image[None],
-            np.stack(masks)[None],
-            object_ids,
-            image_size=self.image_size,
-            augment=self.augment,
-            max_objects=self.max_objects,
-            generator=item_generator(self.seed, self.epoch, index),
-        )
-        return ImageSample(image=frames[0], masks=frame_masks[0], object_ids=kept, name=name)
+        return self.image_sample(index, name, image, np.stack(masks), object_ids)

@@ -1,5 +1,6 @@
 """What the training data sets share: samples, the data error, splits, per-item seeds, mask files,
-and the last step of every sample (augment, pick objects, resize to the model, normalise)."""
+the last step of every sample (augment, pick objects, resize to the model, normalise), and
+:class:`SampleDataset`, the base class holding the options every data set takes."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ __all__ = [
     "read_label_map",
     "label_map_to_masks",
     "finish_sample",
+    "SampleDataset",
 ]
 
 Split = Literal["all", "train", "val"]
@@ -178,3 +180,74 @@ def finish_sample(
         order = torch.randperm(len(visible), generator=generator).tolist()
         visible = sorted(visible[i] for i in order[:max_objects])
     return images, mask_tensor[:, visible], [object_ids[i] for i in visible]
+
+
+class SampleDataset(torch.utils.data.Dataset):
+    """Base of the training data sets: the item names of one split, the options of the last step
+    of every sample, and the per-item random streams.
+
+    Subclasses index their source, call ``super().__init__`` with every item's name and their own
+    arguments of the same names (in this order), and build samples with :meth:`image_sample` or
+    :meth:`finish`, drawing randomness only from :meth:`generator` (so that an item's sample
+    depends on ``seed``, the epoch and its index, not on the worker loading it).
+
+    Args:
+        names: every item of the source (split here, served in sorted order as :attr:`names`).
+        image_size: the model's input size S (``config.image_size``).
+        augment: augmentations (None: only resize and normalise, e.g. for validation).
+        max_objects: at most this many objects per sample, a random choice each time (None: all).
+        split / val_fraction / split_seed: which part of a seeded train / validation split to serve
+            (see :func:`split_names`).
+        seed: with :meth:`set_epoch` and the index, seeds each item's augmentation and choices.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        image_size: int,
+        augment: AugmentOptions | None,
+        max_objects: int | None,
+        split: Split,
+        val_fraction: float,
+        split_seed: int,
+        seed: int,
+    ) -> None:
+        self.names = split_names(names, split, val_fraction, split_seed)
+        self.image_size = image_size
+        self.augment = augment
+        self.max_objects = max_objects
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw other augmentations and random choices in the next epoch (call before iterating)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def generator(self, index: int) -> torch.Generator:
+        """The random stream of item ``index`` in the current epoch."""
+        return item_generator(self.seed, self.epoch, index)
+
+    def finish(
+        self, frames: np.ndarray, masks: np.ndarray, object_ids: list[int], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """:func:`finish_sample` with this data set's options: ``(T, H, W, 3)`` uint8 frames and
+        ``(T, N, H, W)`` bool masks -> ``(T, 3, S, S)`` float32, ``(T, N', S, S)`` bool, the N' ids."""
+        return finish_sample(
+            frames,
+            masks,
+            object_ids,
+            image_size=self.image_size,
+            augment=self.augment,
+            max_objects=self.max_objects,
+            generator=generator,
+        )
+
+    def image_sample(
+        self, index: int, name: str, image: np.ndarray, masks: np.ndarray, object_ids: list[int]
+    ) -> ImageSample:
+        """Item ``index`` from its ``(H, W, 3)`` uint8 image and ``(N, H, W)`` bool masks."""
+        frames, frame_masks, kept = self.finish(image[None], masks[None], object_ids, self.generator(index))
+        return ImageSample(image=frames[0], masks=frame_masks[0], object_ids=kept, name=name)

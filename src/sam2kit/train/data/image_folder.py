@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from .augment import DEFAULT_AUGMENT, AugmentOptions
@@ -14,31 +13,25 @@ from .common import (
     IMAGE_SUFFIXES,
     DataError,
     ImageSample,
+    SampleDataset,
     Split,
     check_same_size,
-    finish_sample,
-    item_generator,
     label_map_to_masks,
     read_label_map,
     read_rgb,
-    split_names,
     warn_unpaired,
 )
 
 __all__ = ["ImageFolderDataset"]
 
 
-class ImageFolderDataset(torch.utils.data.Dataset):
+class ImageFolderDataset(SampleDataset):
     """Training images with instance masks from a folder of pairs.
 
     Args:
         root: the folder holding ``images/`` and ``masks/``.
-        image_size: the model's input size S (``config.image_size``).
-        augment: augmentations (None: only resize and normalise, e.g. for validation).
-        max_objects: at most this many objects per sample, a random choice each time (None: all).
-        split / val_fraction / split_seed: which part of a seeded train / validation split to serve
-            (see :func:`~sam2kit.train.data.common.split_names`).
-        seed: with :meth:`set_epoch` and the index, seeds each item's augmentation and choices.
+        image_size / augment / max_objects / split / val_fraction / split_seed / seed: see
+            :class:`~sam2kit.train.data.common.SampleDataset`.
     Raises:
         DataError: no ``images/`` or ``masks/`` folder, or no image with a mask of the same name;
             at load time: a mask whose size differs from its image, an empty mask, unreadable files.
@@ -68,20 +61,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             raise DataError(f"{self.root}: no image/mask pairs ({len(images)} images, {len(masks)} masks); {expected}")
         warn_unpaired("images without a mask", sorted(set(images) - set(masks)), images_dir)
         warn_unpaired("masks without an image", sorted(set(masks) - set(images)), masks_dir)
-        self.names = split_names(paired, split, val_fraction, split_seed)
+        super().__init__(paired, image_size, augment, max_objects, split, val_fraction, split_seed, seed)
         self._images, self._masks = images, masks
-        self.image_size = image_size
-        self.augment = augment
-        self.max_objects = max_objects
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw other augmentations in the next epoch (call before iterating)."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.names)
 
     def __getitem__(self, index: int) -> ImageSample:
         name = self.names[index]
@@ -93,14 +74,4 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         masks, object_ids = label_map_to_masks(ids)
         if not object_ids:
             raise DataError(f"{mask_path}: empty mask (every pixel is 0); expected each object as a non-zero value")
-        image = read_rgb(image_path)
-        frames, frame_masks, kept = finish_sample(
-            image[None],
-            masks[None],
-            object_ids,
-            image_size=self.image_size,
-            augment=self.augment,
-            max_objects=self.max_objects,
-            generator=item_generator(self.seed, self.epoch, index),
-        )
-        return ImageSample(image=frames[0], masks=frame_masks[0], object_ids=kept, name=name)
+        return self.image_sample(index, name, read_rgb(image_path), masks, object_ids)

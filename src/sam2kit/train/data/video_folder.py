@@ -21,14 +21,12 @@ from .common import (
     IMAGE_SUFFIXES,
     ClipSample,
     DataError,
+    SampleDataset,
     Split,
     check_same_size,
-    finish_sample,
-    item_generator,
     label_map_to_masks,
     read_label_map,
     read_rgb,
-    split_names,
     warn_unpaired,
 )
 
@@ -94,15 +92,15 @@ def _index_video(name: str, frames_dir: Path, annotations_dir: Path) -> _Video:
     return _Video(name, annotations_dir, stems, frames, annotations, object_paths)
 
 
-class VideoFolderDataset(torch.utils.data.Dataset):
+class VideoFolderDataset(SampleDataset):
     """Clips of ``num_frames`` consecutive annotated frames with the objects visible on the first.
 
     Args:
         root: the folder holding ``JPEGImages*/`` and ``Annotations*/`` (or give both folders).
         image_size: the model's input size S.
         num_frames: frames per clip (recipe: 8); shorter videos are left out with a warning.
-        augment / max_objects / split / val_fraction / split_seed / seed: as for
-            :class:`~sam2kit.train.data.image_folder.ImageFolderDataset` (split by video).
+        augment / max_objects / split / val_fraction / split_seed / seed: see
+            :class:`~sam2kit.train.data.common.SampleDataset` (split by video).
         clips_per_video: items per video and epoch (each a random clip).
     Raises:
         DataError: missing folders, no video with annotations and frames, an annotation without
@@ -151,19 +149,10 @@ class VideoFolderDataset(torch.utils.data.Dataset):
                 f"{self.root}: no video with at least {num_frames} annotated frames "
                 f"({len(annotated & frame_videos)} videos with frames and annotations); {_EXPECTED}"
             )
-        self.names = split_names(list(videos), split, val_fraction, split_seed)
+        super().__init__(list(videos), image_size, augment, max_objects, split, val_fraction, split_seed, seed)
         self._videos = videos
         self.num_frames = num_frames
         self.clips_per_video = clips_per_video
-        self.image_size = image_size
-        self.augment = augment
-        self.max_objects = max_objects
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw other clips and augmentations in the next epoch (call before iterating)."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.names) * self.clips_per_video
@@ -223,19 +212,11 @@ class VideoFolderDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> ClipSample:
         video = self._videos[self.names[index // self.clips_per_video]]
-        generator = item_generator(self.seed, self.epoch, index)
+        generator = self.generator(index)
         start, object_ids = self._pick_start(video, generator)
         frames = range(start, start + self.num_frames)
         images, masks = self._clip(video, frames, object_ids)
-        tensors, mask_tensor, kept = finish_sample(
-            images,
-            masks,
-            object_ids,
-            image_size=self.image_size,
-            augment=self.augment,
-            max_objects=self.max_objects,
-            generator=generator,
-        )
+        tensors, mask_tensor, kept = self.finish(images, masks, object_ids, generator)
         return ClipSample(tensors, mask_tensor, kept, video.name, [video.frame_names[t] for t in frames])
 
     def full_video(self, name: str) -> ClipSample:
