@@ -176,17 +176,17 @@ def _image_size(text: str) -> int:
 
 
 # ---------------------------------------------------------------------------- option groups
-def add_model_options(parser: argparse.ArgumentParser, *, default_checkpoint: str = DEFAULT_CHECKPOINT) -> None:
+def add_model_options(parser: argparse.ArgumentParser) -> None:
     """``--checkpoint``, ``--config``, ``--device``, ``--precision`` and the advanced ``--image-size``
     (read back with :func:`model_spec`)."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--checkpoint",
         metavar="PATH|HUB_ID",
-        default=default_checkpoint,
+        default=DEFAULT_CHECKPOINT,
         help=(
             "a local checkpoint file (official .pt or .safetensors) or a Hugging Face hub id such as "
-            f"facebook/sam2.1-hiera-large (downloaded once, then cached). Default: {default_checkpoint}"
+            f"facebook/sam2.1-hiera-large (downloaded once, then cached). Default: {DEFAULT_CHECKPOINT}"
         ),
     )
     group.add_argument(

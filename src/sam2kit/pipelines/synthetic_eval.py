@@ -12,8 +12,7 @@ is scored on scenes it never saw.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -49,9 +48,6 @@ class SyntheticScores:
     clip_objects: int
     frames: int
     seed: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def interior_point(mask: np.ndarray) -> tuple[float, float]:

@@ -77,16 +77,6 @@ class LossTerms:
     iou: torch.Tensor
     object_score: torch.Tensor
 
-    def as_dict(self) -> dict[str, float]:
-        """Python floats, for logs."""
-        return {
-            "loss": self.total.detach().item(),
-            "mask": self.mask.detach().item(),
-            "dice": self.dice.detach().item(),
-            "iou": self.iou.detach().item(),
-            "object_score": self.object_score.detach().item(),
-        }
-
 
 def sigmoid_focal_loss(
     logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
