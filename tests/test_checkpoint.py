@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sam2kit.build import build_model
-from sam2kit.checkpoint import (
+from sam2kit.checkpoints import (
     CheckpointDownloadError,
     CheckpointError,
     CheckpointMismatchError,
@@ -245,7 +245,7 @@ def test_unknown_hub_id() -> None:
 def test_unreachable_hub_fails_fast_without_retries(tmp_path, monkeypatch) -> None:
     import time
 
-    from sam2kit.checkpoint import CheckpointDownloadError, download_checkpoint
+    from sam2kit.checkpoints import CheckpointDownloadError, download_checkpoint
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from sam2kit.build import build_model
-from sam2kit.checkpoint import save_checkpoint
+from sam2kit.checkpoints import save_checkpoint
 from sam2kit.cli import main
 from sam2kit.config import get_config
 from sam2kit.model_spec import LoadedModel, ModelSpec

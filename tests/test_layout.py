@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "train": 5,
     "gaze": 5,
     "export": 5,
+    "compat": 5,  # the official package's entry points, over build + predict
     "cli": 6,
     "serve": 6,
     "batch": 6,

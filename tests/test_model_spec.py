@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sam2kit.build import build_model, resolve_config
-from sam2kit.checkpoint import save_checkpoint
+from sam2kit.checkpoints import save_checkpoint
 from sam2kit.config import get_config
 from sam2kit.model_spec import LoadedModel, ModelSpec, ModelSpecError, load_model
 
@@ -69,9 +69,8 @@ def test_checkpoint_folder_and_unnamed_file(tmp_path: Path, checkpoint: Path) ->
         load_model(ModelSpec(checkpoint=tmp_path))
     renamed = tmp_path / "weights.pt"
     renamed.write_bytes(checkpoint.read_bytes())
-    with pytest.raises(ModelSpecError, match="cannot tell the model config .* 'weights.pt'") as info:
-        load_model(ModelSpec(checkpoint=renamed, device="cpu"))
-    assert info.value.argument == "config"
+    loaded = load_model(ModelSpec(checkpoint=renamed, device="cpu", image_size=SIZE))  # the weights tell the preset
+    assert loaded.config.name == "sam2.1_hiera_tiny"
 
 
 def test_resolve_config_is_shared_by_build_model(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Builds the HF models from the same official-format checkpoint (``{"model": state_dict}``, the
 reference's key names) that the other sides load, through our own key mapping
-(:func:`hf_state_dict`, written from both models' parameter names and shapes), and drives them the
+(:func:`hf_state_dict`: ``sam2kit.checkpoints.transformers_keys``, written from both models'
+parameter names and shapes), and drives them the
 way a transformers user would: ``Sam2Processor`` for images, ``Sam2VideoProcessor`` +
 ``init_video_session`` / ``add_inputs_to_inference_session`` / ``propagate_in_video_iterator`` for
 video, ``post_process_masks`` for masks, fp32 under ``torch.inference_mode()``.
@@ -71,50 +72,9 @@ _HIERA: dict[str, tuple[int, int, list[int], list[int], list[int], list[int]]] =
     "large": (144, 2, [2, 6, 36, 4], [23, 33, 43], [8, 4, 16, 8], [7, 7]),
 }
 
-#: Official keys with no HF counterpart (none: every official tensor is used).
-OFFICIAL_KEYS_WITHOUT_HF_COUNTERPART: dict[str, str] = {}
-
 #: HF keys that only ``Sam2VideoModel`` has (``Sam2Model`` is the image-only subset).
 _VIDEO_ONLY = re.compile(r"^(memory_|mask_downsample\.|object_pointer_proj\.|temporal_positional_encoding_"
                          r"|no_memory_positional_encoding|no_object_pointer|occlusion_spatial_embedding)")
-
-#: Official -> HF renames, applied in order to every key (MLPs and merged tensors are handled apart).
-_RENAMES: list[tuple[str, str]] = [
-    (r"^image_encoder\.trunk\.", "vision_encoder.backbone."),
-    (r"^image_encoder\.neck\.convs\.(\d+)\.conv\.", r"vision_encoder.neck.convs.\1."),
-    (r"\.patch_embed\.proj\.", ".patch_embed.projection."),
-    (r"^sam_prompt_encoder\.mask_downscaling\.0\.", "prompt_encoder.mask_embed.conv1."),
-    (r"^sam_prompt_encoder\.mask_downscaling\.1\.", "prompt_encoder.mask_embed.layer_norm1."),
-    (r"^sam_prompt_encoder\.mask_downscaling\.3\.", "prompt_encoder.mask_embed.conv2."),
-    (r"^sam_prompt_encoder\.mask_downscaling\.4\.", "prompt_encoder.mask_embed.layer_norm2."),
-    (r"^sam_prompt_encoder\.mask_downscaling\.6\.", "prompt_encoder.mask_embed.conv3."),
-    (r"^sam_prompt_encoder\.", "prompt_encoder."),
-    (r"^sam_mask_decoder\.output_upscaling\.0\.", "mask_decoder.upscale_conv1."),
-    (r"^sam_mask_decoder\.output_upscaling\.1\.", "mask_decoder.upscale_layer_norm."),
-    (r"^sam_mask_decoder\.output_upscaling\.3\.", "mask_decoder.upscale_conv2."),
-    (r"^sam_mask_decoder\.", "mask_decoder."),
-    (r"\.norm_final_attn\.", ".layer_norm_final_attn."),
-    (r"^memory_encoder\.mask_downsampler\.encoder\.12\.", "memory_encoder.mask_downsampler.final_conv."),
-    (r"^memory_encoder\.pix_feat_proj\.", "memory_encoder.feature_projection."),
-    (r"^memory_encoder\.out_proj\.", "memory_encoder.projection."),
-    (r"^memory_encoder\.fuser\.", "memory_encoder.memory_fuser."),
-    (r"\.dwconv\.", ".depthwise_conv."),
-    (r"\.pwconv(\d)\.", r".pointwise_conv\1."),
-    (r"\.gamma$", ".scale"),
-    (r"\.out_proj\.", ".o_proj."),
-    (r"\.norm(\d?)\.", r".layer_norm\1."),
-    (r"^maskmem_tpos_enc$", "memory_temporal_positional_encoding"),
-    (r"^no_mem_embed$", "no_memory_embedding"),
-    (r"^no_mem_pos_enc$", "no_memory_positional_encoding"),
-    (r"^no_obj_ptr$", "no_object_pointer"),
-    (r"^no_obj_embed_spatial$", "occlusion_spatial_embedding_parameter"),
-    (r"^obj_ptr_proj\.", "object_pointer_proj."),
-    (r"^obj_ptr_tpos_proj\.", "temporal_positional_encoding_projection_layer."),
-]
-#: Official ``MLP`` modules (``<prefix>.layers.<i>``): HF names them proj_in / layers.<i-1> / proj_out.
-_MLP = re.compile(r"^(.*(?:\.mlp|_mlps\.\d+|_head)|obj_ptr_proj)\.layers\.(\d+)\.(weight|bias)$")
-#: Mask downsampler of the memory encoder: Sequential (conv, LN, GELU) x 4 -> layers.<i>.conv / layer_norm.
-_DOWNSAMPLER = re.compile(r"^memory_encoder\.mask_downsampler\.encoder\.(\d+)\.(weight|bias)$")
 
 
 def _parse(config_name: str) -> tuple[str, str]:
@@ -159,48 +119,13 @@ def hf_config(config_name: str, image_size: int = 1024, video: bool = False) -> 
         rope_parameters={"rope_type": "axial", "rope_theta": 10000.0}, memory_encoder_output_channels=64)
 
 
-def _rename(key: str, mlp_depth: dict[str, int]) -> str:
-    if match := _MLP.match(key):
-        prefix, index, kind = match.group(1), int(match.group(2)), match.group(3)
-        last = mlp_depth[prefix] - 1
-        part = "proj_in" if index == 0 else "proj_out" if index == last else f"layers.{index - 1}"
-        key = f"{prefix}.{part}.{kind}"
-    elif (match := _DOWNSAMPLER.match(key)) and int(match.group(1)) < 12:
-        index = int(match.group(1))
-        part = ("conv", "layer_norm")[index % 3]
-        key = f"memory_encoder.mask_downsampler.layers.{index // 3}.{part}.{match.group(2)}"
-    for pattern, replacement in _RENAMES:
-        key = re.sub(pattern, replacement, key)
-    return key
-
-
 def hf_state_dict(official: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Official SAM 2 state dict -> ``Sam2VideoModel`` state dict (``Sam2Model`` takes the subset
-    without memory / pointer keys). Renames every key; ``point_embeddings.{0..3}.weight`` (4 x
-    ``(1, C)``) are stacked into ``point_embed.weight`` ``(4, C)``; the prompt encoder's random
-    Fourier matrix ``(2, C/2)`` fills both ``prompt_encoder.shared_embedding`` and the model-level
-    ``shared_image_embedding`` (HF keeps two copies)."""
-    mlp_depth: dict[str, int] = {}
-    for key in official:
-        if match := _MLP.match(key):
-            mlp_depth[match.group(1)] = max(mlp_depth.get(match.group(1), 0), int(match.group(2)) + 1)
-    out: dict[str, torch.Tensor] = {}
-    points = sorted((k for k in official if k.startswith("sam_prompt_encoder.point_embeddings.")),
-                    key=lambda k: int(k.split(".")[2]))
-    if points:
-        out["prompt_encoder.point_embed.weight"] = torch.cat([official[k] for k in points], dim=0)
-    for key, value in official.items():
-        if key in points or key in OFFICIAL_KEYS_WITHOUT_HF_COUNTERPART:
-            continue
-        if key == "sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix":
-            out["prompt_encoder.shared_embedding.positional_embedding"] = value
-            out["shared_image_embedding.positional_embedding"] = value
-            continue
-        new = _rename(key, mlp_depth)
-        if new in out:
-            raise KeyError(f"two official keys map to {new!r}")
-        out[new] = value
-    return out
+    without memory / pointer keys), through sam2kit's one key map
+    (:func:`sam2kit.checkpoints.to_transformers`, which documents the renaming)."""
+    from sam2kit.checkpoints import to_transformers
+
+    return to_transformers(official)
 
 
 def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint, resolve_device
+from .checkpoints import infer_config, infer_config_from_file, load_state_dict_checked, read_state_dict, resolve_device
 from .config import HUB_IDS, SAM2Config, config_from_yaml, get_config, list_presets
 from .modeling.sam2 import SAM2Model
 
+#: The model built when neither a config nor a checkpoint is given.
+DEFAULT_CONFIG = "sam2.1_hiera_tiny"
+
 
 def build_model(
-    config: str | Path | SAM2Config = "sam2.1_hiera_tiny",
+    config: str | Path | SAM2Config | None = None,
     checkpoint: str | Path | None = None,
     device: str | torch.device | None = None,
     *,
@@ -24,24 +27,38 @@ def build_model(
 
     Args:
         config: a preset name (``"sam2.1_hiera_tiny"``, ``"sam2_hiera_large"``, ...), a hub id,
-            a :class:`SAM2Config`, or the path of an official YAML config.
-        checkpoint: an official ``.pt`` file (``{"model": state_dict}``) or a ``.safetensors`` file.
+            a :class:`SAM2Config`, or the path of an official YAML config. ``None``: the preset the
+            checkpoint's weights reveal (their keys and shapes, whatever the file's name), or
+            SAM 2.1 tiny without a checkpoint.
+        checkpoint: an official ``.pt`` file (``{"model": state_dict}``) or a ``.safetensors`` file,
+            with official keys or those of Hugging Face ``transformers``' SAM 2 models (any name).
             Without it the weights are randomly initialised.
         device: ``"cpu"``, ``"cuda"``, ``"mps"`` ...; default: the best available.
-        strict: raise :class:`~sam2kit.checkpoint.CheckpointMismatchError` on any missing,
+        strict: raise :class:`~sam2kit.checkpoints.CheckpointMismatchError` on any missing,
             unexpected or mis-shaped key.
         precision: ``"fp32"`` (default, exact), or the opt-in reduced precision ``"bf16"`` (CPUs with
             AVX-512 BF16 or AMX, and GPUs) or ``"fp16"`` (GPUs): the image encoder and the memory
             attention, nearly all the FLOPs, run in that dtype; the heads stay float32 (see
             :meth:`SAM2Model.set_precision`).
     Raises:
-        KeyError: an unknown preset name or hub id. FileNotFoundError: a YAML config that does not exist.
+        KeyError: an unknown preset name or hub id. FileNotFoundError: a YAML config or a checkpoint
+            that does not exist.
         ValueError: an unknown precision, fp16 on the CPU, or an unusable device.
+        sam2kit.checkpoints.CheckpointError: an unreadable or non-SAM 2 checkpoint, or (no config)
+            one whose weights match no preset (``CheckpointConfigError``).
     """
-    cfg = resolve_config(config)
-    model = _construct(cfg)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint, strict=strict, config_name=cfg.name)
+    if checkpoint is None:
+        cfg = resolve_config(DEFAULT_CONFIG if config is None else config)
+        model = _construct(cfg)
+    else:
+        state = read_state_dict(checkpoint)
+        if config is None:
+            cfg = infer_config(state, hint=Path(checkpoint).name, source=str(checkpoint))
+        else:
+            cfg = resolve_config(config)
+        model = _construct(cfg)
+        load_state_dict_checked(model, state, strict=strict, source=str(checkpoint), config_name=cfg.name)
+        del state
     torch_device = resolve_device(device)
     dtype = resolve_precision(precision, torch_device)
     model = model.to(torch_device).eval()
@@ -61,12 +78,15 @@ def resolve_config(config: str | Path | SAM2Config | None, checkpoint: str | Pat
         config: a :class:`SAM2Config`, a preset name (``"sam2.1_hiera_tiny"``, ``"sam2.1_hiera_t"``),
             a hub id, or an official YAML file (an official YAML name such as
             ``configs/sam2.1/sam2.1_hiera_t.yaml`` names its preset even where the file is absent).
-        checkpoint: a hub id, or a checkpoint file named like the official ones
-            (``sam2.1_hiera_tiny.pt``); read only when ``config`` is ``None``.
+        checkpoint: a hub id, or a checkpoint file, whose weights' keys and shapes tell the preset
+            (only its shapes are read); a path that does not exist can still name an official
+            file (``sam2.1_hiera_tiny.pt``). Used only when ``config`` is ``None``.
     Raises:
         KeyError: an unknown preset name or hub id (the message lists the known ones).
         FileNotFoundError: a ``.yaml`` / ``.yml`` config that neither exists nor names a preset.
-        ValueError: no config, and the checkpoint's name does not reveal one.
+        ValueError: no config, and no checkpoint, or a missing checkpoint file whose name names none.
+        sam2kit.checkpoints.CheckpointError: an unreadable or non-SAM 2 checkpoint file, or one whose
+            weights match no preset (``CheckpointConfigError``, naming the shapes and the nearest).
     """
     if isinstance(config, SAM2Config):
         return config
@@ -85,6 +105,8 @@ def resolve_config(config: str | Path | SAM2Config | None, checkpoint: str | Pat
         raise ValueError("config needed: there is no checkpoint to tell it from")
     if str(checkpoint) in HUB_IDS:
         return get_config(str(checkpoint))
+    if Path(checkpoint).expanduser().is_file():
+        return infer_config_from_file(Path(checkpoint).expanduser())
     file_name = Path(checkpoint).name
     stem = file_name
     for suffix in CHECKPOINT_SUFFIXES:
@@ -93,7 +115,7 @@ def resolve_config(config: str | Path | SAM2Config | None, checkpoint: str | Pat
         return get_config(stem)
     except KeyError:
         raise ValueError(
-            f"config needed: cannot tell the model config from the checkpoint file name {file_name!r} "
+            f"config needed: checkpoint {file_name!r} does not exist and its name names no preset "
             f"(official files are named like sam2.1_hiera_tiny.pt); give one of: {', '.join(list_presets())}, "
             "or an official YAML file"
         ) from None
@@ -169,9 +191,9 @@ def from_pretrained(
     """Build a model from a Hugging Face hub id (one of the eight official repositories).
 
     The checkpoint is fetched once with huggingface_hub and cached. Offline and uncached, a
-    :class:`~sam2kit.checkpoint.CheckpointDownloadError` says how to get the file or pass a local one.
+    :class:`~sam2kit.checkpoints.CheckpointDownloadError` says how to get the file or pass a local one.
     """
-    from .checkpoint import download_checkpoint
+    from .checkpoints import download_checkpoint
 
     path = download_checkpoint(model_id, cache_dir=cache_dir, local_files_only=local_files_only)
     return build_model(model_id, checkpoint=path, device=device, precision=precision)

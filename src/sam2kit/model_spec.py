@@ -43,12 +43,13 @@ class ModelSpec:
     """A model to load.
 
     Attributes:
-        checkpoint: a local checkpoint file (official ``.pt`` or ``.safetensors``), one of the eight
+        checkpoint: a local checkpoint file (official ``.pt`` or ``.safetensors``, official keys or
+            those of Hugging Face ``transformers``' SAM 2 models), one of the eight
             official Hugging Face hub ids (downloaded once, then cached), or ``None`` for random
             weights (then ``config`` is required).
         config: a preset name, a hub id, an official YAML file or a :class:`~sam2kit.config.SAM2Config`;
-            ``None``: told from the hub id or from an official checkpoint file name
-            (``sam2.1_hiera_tiny.pt``).
+            ``None``: told from the hub id or from the checkpoint file's weights (their keys and
+            shapes, whatever the file's name).
         device: a torch device (``"cpu"``, ``"cuda:1"``, ``"mps"``); ``None``: the best available.
         precision: ``"fp32"`` (exact), ``"bf16"`` or ``"fp16"`` (see :func:`sam2kit.build_model`).
         image_size: the model's input resolution in pixels, overriding the config's (custom models
@@ -94,11 +95,11 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             an unknown config or one that cannot be told from the checkpoint, an unusable device or
             precision, an invalid image size.
         FileNotFoundError: a YAML config that does not exist.
-        sam2kit.checkpoint.CheckpointError: an unreadable or mismatched checkpoint, or a hub
+        sam2kit.checkpoints.CheckpointError: an unreadable or mismatched checkpoint, or a hub
             checkpoint that cannot be downloaded (``CheckpointDownloadError``).
     """
     from .build import build_model, resolve_config, resolve_precision
-    from .checkpoint import download_checkpoint, resolve_device
+    from .checkpoints import download_checkpoint, resolve_device
     from .config import HUB_IDS, list_presets
 
     kind = _checkpoint_kind(spec.checkpoint, HUB_IDS)

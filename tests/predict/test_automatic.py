@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from sam2kit.build import build_model
-from sam2kit.checkpoint import save_checkpoint
+from sam2kit.checkpoints import save_checkpoint
 from sam2kit.config import get_config
 from sam2kit.predict.automatic import MaskGenerator, SAM2AutomaticMaskGenerator
 from sam2kit.predict.grid_decoder import GridPointDecoder

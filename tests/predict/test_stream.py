@@ -317,7 +317,7 @@ CLI_SIZE = 128
 
 @pytest.fixture(scope="module")
 def cli_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sam2kit.checkpoint import save_checkpoint
+    from sam2kit.checkpoints import save_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt"  # the name gives the config
     save_checkpoint(tiny_model(CLI_SIZE), path)

@@ -194,9 +194,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME|YAML",
         help=(
             "model config: a preset name (sam2.1_hiera_tiny, sam2.1_hiera_small, sam2.1_hiera_base_plus, "
-            "sam2.1_hiera_large, and sam2_hiera_* for SAM 2.0) or an official YAML file. Needed only when "
-            "the checkpoint's file name does not reveal it (official names such as sam2.1_hiera_tiny.pt "
-            "do)"
+            "sam2.1_hiera_large, and sam2_hiera_* for SAM 2.0) or an official YAML file. Default: the "
+            "preset the checkpoint's weights reveal, whatever the file's name"
         ),
     )
     group.add_argument(
@@ -276,9 +275,9 @@ def error_message(error: BaseException, option_names: Mapping[str, str] | None =
         if pattern.search(message):
             return pattern.sub(lambda _: option, message, count=1)
         return f"{message} (see {option})"
-    # a download error comes from sam2kit.checkpoint, already imported then; importing it here
+    # a download error comes from sam2kit.checkpoints, already imported then; importing it here
     # for an unrelated error would import torch just to print a line
-    checkpoint = sys.modules.get("sam2kit.checkpoint")
+    checkpoint = sys.modules.get("sam2kit.checkpoints")
     if checkpoint is not None and isinstance(error, checkpoint.CheckpointDownloadError) and error.filename:
         return f"{message}\n  On the command line: --checkpoint /path/to/{error.filename}"
     return message

@@ -44,7 +44,7 @@ def init_distributed(device: str | None) -> DistEnv:
     Raises:
         ValueError: an unusable device.
     """
-    from ..checkpoint import resolve_device
+    from ..checkpoints import resolve_device
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

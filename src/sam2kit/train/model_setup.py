@@ -86,7 +86,7 @@ def build_training_model(options: TrainOptions, device: torch.device) -> Trainin
     ``options.seed``) and prepare the model of a run.
 
     Raises:
-        ModelSpecError / FileNotFoundError / sam2kit.checkpoint.CheckpointError: as
+        ModelSpecError / FileNotFoundError / sam2kit.checkpoints.CheckpointError: as
         :func:`sam2kit.model_spec.load_model`.
     """
     config = resolve_training_config(options)

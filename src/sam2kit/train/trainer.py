@@ -89,7 +89,7 @@ def train(options: TrainOptions) -> TrainResult:
         DataError: unusable training data (one line naming the file and what is expected).
         RunConfigError: ``out`` holds another run, or a resume without / from another run's ``last.ckpt``.
         sam2kit.errors.ArgumentError: a precision the device cannot run (fp16 on a CPU).
-        sam2kit.model_spec.ModelSpecError, sam2kit.checkpoint.CheckpointError: an unusable model.
+        sam2kit.model_spec.ModelSpecError, sam2kit.checkpoints.CheckpointError: an unusable model.
         KeyboardInterrupt: a second SIGINT / SIGTERM during a step.
     """
     env = init_distributed(options.device)
