@@ -26,7 +26,6 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "metrics": 0,
     "modeling": 1,
-    "checkpoint": 2,
     "checkpoints": 2,
     "io": 2,
     "build": 3,
