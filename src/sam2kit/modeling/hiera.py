@@ -230,18 +230,26 @@ class Hiera(nn.Module):
     def _position_embedding(self, h: int, w: int) -> torch.Tensor:
         """Background embedding resized to (h, w) plus the tiled window embedding: ``(1, h, w, C)``.
 
-        It depends only on the weights and the grid size, so it is cached; the key holds the
-        parameters' version counters, so loading new weights recomputes it.
+        It depends only on the weights and the grid size, so it is cached when it can be: the key
+        holds the parameters' identity and version counters, so loading or editing weights
+        recomputes it. Parameters created under ``torch.inference_mode`` have no version counter
+        (an in-place load would go unseen), and a forward that records gradients for them must
+        build the graph; in both cases it is recomputed (a few small ops beside the trunk).
         """
-        key = (h, w, self.pos_embed.dtype, self.pos_embed.device, self.pos_embed._version,
-               self.pos_embed_window._version, id(self.pos_embed), id(self.pos_embed_window))
-        if self._pos_cache is not None and self._pos_cache[0] == key:
-            return self._pos_cache[1]
+        params = (self.pos_embed, self.pos_embed_window)
+        recording = torch.is_grad_enabled() and any(p.requires_grad for p in params)
+        cacheable = not recording and not any(p.is_inference() for p in params)
+        key = None
+        if cacheable:
+            key = (h, w, self.pos_embed.dtype, self.pos_embed.device, torch.is_inference_mode_enabled(),
+                   *((id(p), p.data_ptr(), p._version) for p in params))
+            if self._pos_cache is not None and self._pos_cache[0] == key:
+                return self._pos_cache[1]
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
         window = self.pos_embed_window
         reps = [p // s for p, s in zip(pos.shape, window.shape, strict=True)]
         embedding = (pos + window.tile(reps)).permute(0, 2, 3, 1)
-        if not torch.is_grad_enabled() or not self.pos_embed.requires_grad:
+        if key is not None:
             self._pos_cache = (key, embedding)
         return embedding
 

@@ -93,8 +93,12 @@ class ImagePredictor:
         self._embed([tensor])
 
     @torch.inference_mode()
-    def set_image_batch(self, images: Sequence[Any]) -> None:
-        """Compute the embeddings of several images at once (for :meth:`predict_batch`)."""
+    def set_image_batch(self, images: Sequence[Any] | None = None, *, image_list: Sequence[Any] | None = None) -> None:
+        """Compute the embeddings of several images at once (for :meth:`predict_batch`);
+        ``image_list`` is the official name of ``images`` (give one of the two)."""
+        if images is not None and image_list is not None:
+            raise TypeError("set_image_batch takes the images once: images= or image_list= (its official name)")
+        images = images if images is not None else image_list
         if isinstance(images, (np.ndarray, torch.Tensor)) or not isinstance(images, Sequence) or len(images) == 0:
             raise TypeError("set_image_batch expects a non-empty list of images")
         tensors = [image_to_tensor(img, name=f"images[{i}]") for i, img in enumerate(images)]

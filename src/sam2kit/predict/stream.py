@@ -207,6 +207,7 @@ class StreamPredictor:
         *,
         clear_old_points: bool = True,
         normalize_coords: bool = True,
+        bbox: Any = None,
     ) -> tuple[int, list[int], torch.Tensor]:
         """Prompt an object on the current frame: a new ``obj_id`` adds an object (at any time), a known
         one is corrected. The prompt takes effect on this frame and is remembered from the next one.
@@ -215,7 +216,7 @@ class StreamPredictor:
             frame_idx: the current frame's index (:attr:`frame_idx`); a stream keeps no past frames.
             points: ``(N, 2)`` (x, y) pixels of the frame (or [0, 1] with ``normalize_coords=False``);
                 labels ``(N,)``: 1 foreground, 0 background.
-            box: ``(4,)`` XYXY box in the same units.
+            box: ``(4,)`` XYXY box in the same units (``bbox``: its name in the camera-predictor forks).
             mask: ``(H, W)`` bool / 0-1 mask of the object (any resolution), instead of points and box.
             clear_old_points: replace this object's earlier clicks on this frame (else append).
         Returns:
@@ -226,6 +227,10 @@ class StreamPredictor:
             with points or a box, invalid prompts. TypeError: non-integer ``frame_idx`` / ``obj_id``.
         """
         state = self._require_stream()
+        if bbox is not None:
+            if box is not None:
+                raise ValueError("give the box once: box= or bbox=, not both")
+            box = bbox
         if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
             raise TypeError(f"frame_idx must be an int, got {type(frame_idx).__name__}")
         if frame_idx != self.frame_idx:

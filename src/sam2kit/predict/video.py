@@ -99,11 +99,12 @@ class VideoPredictor:
     @torch.inference_mode()
     def init_state(
         self,
-        video: Any,
+        video: Any = None,
         offload_video_to_cpu: bool = False,
         offload_state_to_cpu: bool = False,
         async_loading_frames: bool = False,
         *,
+        video_path: Any = None,
         keep_all_memories: bool = False,
         results_dir: str | Path | None = None,
         frame_cache_size: int = 16,
@@ -113,6 +114,7 @@ class VideoPredictor:
         Args:
             video: a video file (mp4, mov, mkv, webm, avi; PyAV), a folder of JPEG/PNG frames, a list
                 of images, a ``(T, H, W, 3)`` uint8 array, or a :class:`sam2kit.io.FrameSource`.
+            video_path: the official name of ``video`` (give one of the two).
             offload_video_to_cpu / async_loading_frames: accepted for compatibility; frames are always
                 decoded lazily on the CPU, so neither is needed.
             offload_state_to_cpu: keep memories on the CPU (saves GPU memory).
@@ -122,9 +124,15 @@ class VideoPredictor:
                 :meth:`get_frame_masks`.
             frame_cache_size: decoded frames kept in the source's LRU cache.
         Raises:
-            FileNotFoundError, TypeError, sam2kit.io.VideoReadError: unreadable or empty video.
+            FileNotFoundError, TypeError, sam2kit.io.VideoReadError: unreadable or empty video, or
+            none (or both) of ``video`` and ``video_path``.
         """
         from ..io.frames import open_frames
+
+        if (video is None) == (video_path is None):
+            given = "both" if video is not None else "neither"
+            raise TypeError(f"init_state needs the video once, as video= or its official name video_path=; got {given}")
+        video = video if video is not None else video_path
 
         frames = open_frames(video, cache_size=frame_cache_size)
         device = self.device
