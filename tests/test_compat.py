@@ -37,6 +37,7 @@ from conftest import (
     make_model_pair,
     make_test_image,
     mask_mismatch_fraction,
+    scipy_connected_components,
 )
 from sam2kit import compat
 from sam2kit.config import get_config
@@ -66,20 +67,6 @@ def checkpoint(sam2_reference: Any) -> Path:
 
 
 # ----------------------------------------------------------------------------- the two APIs
-def _connected_components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stand-in for the reference's missing CUDA extension: 8-connected labels and per-pixel
-    component areas of ``(N, 1, H, W)`` binary masks."""
-    from scipy import ndimage
-
-    binary = mask.to(torch.bool).cpu().numpy()
-    labels = np.zeros(binary.shape, dtype=np.int32)
-    areas = np.zeros(binary.shape, dtype=np.int32)
-    for index in range(binary.shape[0]):
-        label_map, _ = ndimage.label(binary[index, 0], structure=np.ones((3, 3), dtype=bool))
-        counts = np.bincount(label_map.ravel())
-        counts[0] = 0
-        labels[index, 0], areas[index, 0] = label_map, counts[label_map]
-    return torch.from_numpy(labels), torch.from_numpy(areas)
 
 
 @pytest.fixture
@@ -111,7 +98,7 @@ def reference_api(sam2_reference: Any, monkeypatch: pytest.MonkeyPatch) -> Simpl
         return predictor
 
     monkeypatch.setattr(sam2.automatic_mask_generator, "SAM2ImagePredictor", ImagePredictor)
-    monkeypatch.setattr(sam2.utils.misc, "get_connected_components", _connected_components)
+    monkeypatch.setattr(sam2.utils.misc, "get_connected_components", scipy_connected_components)
     return SimpleNamespace(
         build_sam2=build_sam2,
         build_sam2_video_predictor=video_predictor,

@@ -26,7 +26,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import MEASURED, ModelPair, make_model_pair, make_test_image, require_reference
+from conftest import (
+    MEASURED,
+    ModelPair,
+    make_model_pair,
+    make_test_image,
+    require_reference,
+    scipy_connected_components,
+)
 
 SIZE = 512
 IMAGE_HW = (384, 512)
@@ -60,22 +67,6 @@ def pair(sam2_reference: Any) -> ModelPair:
     return make_model_pair("sam2.1_hiera_tiny", SIZE)
 
 
-def _scipy_connected_components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stand-in for the reference's missing CUDA extension: 8-connected labels and per-pixel
-    component areas of (N, 1, H, W) binary masks."""
-    from scipy import ndimage
-
-    binary = mask.to(torch.bool).cpu().numpy()
-    labels = np.zeros(binary.shape, dtype=np.int32)
-    areas = np.zeros(binary.shape, dtype=np.int32)
-    for index in range(binary.shape[0]):
-        label_map, _ = ndimage.label(binary[index, 0], structure=np.ones((3, 3), dtype=bool))
-        counts = np.bincount(label_map.ravel())
-        counts[0] = 0
-        labels[index, 0], areas[index, 0] = label_map, counts[label_map]
-    return torch.from_numpy(labels), torch.from_numpy(areas)
-
-
 @cache
 def _outputs(case: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(reference records, our records) of one case, computed once per session."""
@@ -93,11 +84,11 @@ def _outputs(case: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     reference = SAM2AutomaticMaskGenerator(pair.ref, **kwargs)
     reference.predictor._bb_feat_sizes = [(SIZE // 4,) * 2, (SIZE // 8,) * 2, (SIZE // 16,) * 2]
     original = sam2.utils.misc.get_connected_components
-    sam2.utils.misc.get_connected_components = _scipy_connected_components
+    sam2.utils.misc.get_connected_components = scipy_connected_components
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             # The reference warns (and skips its hole filling) if the stand-in did not take.
-            warnings.filterwarnings("error", message=".*post-processing", category=UserWarning)
+            warnings.filterwarnings("error", message="(?s).*post-processing", category=UserWarning)
             ref_records = reference.generate(image)
     finally:
         sam2.utils.misc.get_connected_components = original

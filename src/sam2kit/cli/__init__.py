@@ -17,7 +17,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import auto, common, image, stream, train, video
+from . import auto, batch, common, export, gaze, image, serve, stream, train, video
+from . import eval as eval_command
 from .common import (
     DEFAULT_CHECKPOINT,
     EXIT_USAGE,
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 #: The command modules, in the order ``--help`` lists them.
-COMMANDS = (image, auto, stream, video, train)
+COMMANDS = (image, auto, stream, video, train, serve, batch, eval_command, gaze, export)
 
 _DESCRIPTION = """\
 SAM 2 (Segment Anything in Images and Videos) from the command line.
@@ -58,6 +59,7 @@ _EPILOG = """\
 examples:
   sam2kit image photo.jpg --point 500,375 --out out/
   sam2kit image photo.jpg --box 100,80,620,540 --checkpoint sam2.1_hiera_large.pt --out out/
+  sam2kit export onnx --checkpoint sam2.1_hiera_tiny.pt --out tiny_onnx/
   sam2kit image --help
 
 exit status: 0 success, 1 runtime error (bad prompt, missing file, ...), 2 usage error.

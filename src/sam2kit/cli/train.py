@@ -86,7 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                             "facebook/sam2.1-hiera-tiny. Without it: random weights of --config (from scratch)")
     model.add_argument("--config", metavar="NAME|YAML",
                        help="sam2kit-mini (the small preset), an official preset (sam2.1_hiera_tiny, ...) or YAML. "
-                            "Default: told from the checkpoint's file name")
+                            "Default: the preset the checkpoint's weights reveal")
     model.add_argument("--image-size", metavar="N", type=common._image_size,
                        help="the model's input size (a multiple of 32). Default: the config's")
     data = parser.add_argument_group("data")

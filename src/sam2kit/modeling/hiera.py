@@ -234,11 +234,13 @@ class Hiera(nn.Module):
         holds the parameters' identity and version counters, so loading or editing weights
         recomputes it. Parameters created under ``torch.inference_mode`` have no version counter
         (an in-place load would go unseen), and a forward that records gradients for them must
-        build the graph; in both cases it is recomputed (a few small ops beside the trunk).
+        build the graph; in both cases, and while torch.compile / torch.export trace it, it is
+        recomputed (a few small ops beside the trunk).
         """
         params = (self.pos_embed, self.pos_embed_window)
         recording = torch.is_grad_enabled() and any(p.requires_grad for p in params)
-        cacheable = not recording and not any(p.is_inference() for p in params)
+        tracing = torch.compiler.is_compiling()  # torch.compile / torch.export: no storage to key on
+        cacheable = not recording and not tracing and not any(p.is_inference() for p in params)
         key = None
         if cacheable:
             key = (h, w, self.pos_embed.dtype, self.pos_embed.device, torch.is_inference_mode_enabled(),

@@ -113,19 +113,31 @@ def axial_rope_angles(head_dim: int, width: int, height: int, theta: float = 100
     return torch.cat([torch.outer(t_x, freqs), torch.outer(t_y, freqs)], dim=-1)
 
 
-def rope_rotation(angles: torch.Tensor) -> torch.Tensor:
-    """The unit complex numbers ``cos + i sin`` of ``angles`` ``(N, D // 2)``, for :func:`apply_rope`."""
+def rope_rotation(angles: torch.Tensor, real: bool = False) -> torch.Tensor:
+    """The rotation by ``angles`` ``(N, D // 2)``, for :func:`apply_rope`: the unit complex numbers
+    ``cos + i sin`` ``(N, D // 2)``, or with ``real`` the same as ``(N, D // 2, 2)`` float (cos, sin)
+    pairs, for graphs without complex numbers (ONNX export)."""
+    if real:
+        return torch.stack((angles.cos(), angles.sin()), dim=-1)
     return torch.complex(angles.cos(), angles.sin())
 
 
 def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive channel pairs of ``x`` ``(B, heads, N, D)`` by ``rotation`` ``(N, D // 2)``
-    (complex, from :func:`rope_rotation`). Computed in float32, returned in ``x.dtype``.
+    """Rotate consecutive channel pairs of ``x`` ``(B, heads, N, D)`` by ``rotation`` (from
+    :func:`rope_rotation`: complex ``(N, D // 2)`` or real ``(N, D // 2, 2)``). Computed in float32,
+    returned in ``x.dtype``.
 
-    Each pair is multiplied as one complex number: one pass over ``x`` and one output, where the
-    real-arithmetic form makes six full-size temporaries (4-5x slower on the memory keys).
+    The complex form multiplies each pair as one complex number: one pass over ``x`` and one output,
+    where the real-arithmetic form makes six full-size temporaries (4-5x slower on the memory keys).
+    The real form computes the same products and sums (equal up to float rounding, ~1e-7) and
+    exports to ONNX, which has no complex numbers.
     """
     pairs = x.float().unflatten(-1, (-1, 2))
+    if not rotation.is_complex():
+        cos, sin = rotation.unbind(-1)
+        real, imag = pairs.unbind(-1)
+        rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
+        return rotated.flatten(-2).to(x.dtype)
     if (pairs.stride(-1) != 1 or pairs.storage_offset() % 2
             or any(stride % 2 for stride in pairs.stride()[:-1])):
         pairs = pairs.contiguous()  # view_as_complex needs (real, imag) pairs on even offsets

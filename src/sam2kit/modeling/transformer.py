@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from .blocked_attention import blocked_attention, project_heads
 from .common import MLP, attention
 from .position import apply_rope, axial_rope_angles, rope_rotation
 
@@ -53,7 +54,9 @@ class RoPEAttention(Attention):
 
     Keys may hold several grids of the same size one after another (``rope_k_repeat``: memories
     of several frames), followed by ``num_k_exclude_rope`` tokens (object pointers) left unrotated.
-    ``dropout`` drops attention weights in train mode only.
+    ``dropout`` drops attention weights in train mode only. ``real_rope`` rotates with real
+    arithmetic instead of complex numbers (same result, slower; for ONNX export, which has no
+    complex numbers).
     """
 
     def __init__(
@@ -72,29 +75,48 @@ class RoPEAttention(Attention):
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
         self.dropout_p = dropout
-        self._rope_cache: dict[tuple[int, str, bool], torch.Tensor] = {}
+        self.real_rope = False
+        #: Inference on the CPU attends over the raw values when they are narrower than a head
+        #: and projects afterwards (same result, fewer FLOPs); False forces the projected path.
+        self.raw_value_attention = True
+        self._rope_cache: dict[tuple[int, str, bool, bool], torch.Tensor] = {}
 
     def _rope(self, num_tokens: int, device: torch.device) -> torch.Tensor:
         # Tensors made under inference_mode cannot be saved for backward: keep a separate entry for them.
-        key = (num_tokens, str(device), torch.is_inference_mode_enabled())
+        key = (num_tokens, str(device), torch.is_inference_mode_enabled(), self.real_rope)
         if key not in self._rope_cache:
             side = math.isqrt(num_tokens)
             if side * side != num_tokens:
                 raise ValueError(f"RoPE attention expects a square grid of queries, got {num_tokens} tokens")
             angles = axial_rope_angles(self.internal_dim // self.num_heads, side, side, self.rope_theta)
-            self._rope_cache[key] = rope_rotation(angles).to(device)
+            self._rope_cache[key] = rope_rotation(angles, real=self.real_rope).to(device)
         return self._rope_cache[key]
+
+    def _attends_raw_values(self, q: torch.Tensor, v: torch.Tensor) -> bool:
+        """Whether this call takes the raw-value path (see :mod:`.blocked_attention`): values
+        narrower than a head, inference on the CPU (no autograd, no dropout, no graph capture)."""
+        return (
+            self.raw_value_attention
+            and v.shape[-1] < self.internal_dim // self.num_heads
+            and q.device.type == "cpu"
+            and not torch.is_grad_enabled()
+            and not (self.training and self.dropout_p > 0.0)
+            and not self.real_rope
+            and not torch.compiler.is_compiling()
+        )
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
     ) -> torch.Tensor:
+        raw_values = self._attends_raw_values(q, v)
         q = self._split_heads(self.q_proj(q))  # (B, h, Nq, D)
         k = self._split_heads(self.k_proj(k))  # (B, h, Nk, D)
-        v = self._split_heads(self.v_proj(v))
+        if not raw_values:
+            v = self._split_heads(self.v_proj(v))
         num_q = q.shape[-2]
         rotation = self._rope(num_q, q.device)
         q = apply_rope(q, rotation)
-        if q.shape[0] != k.shape[0]:  # one query batch entry shared by every key batch entry
+        if q.shape[0] != k.shape[0] and not raw_values:  # one query batch entry shared by every key batch entry
             # materialised: the fused CPU kernel runs ~15% slower on a stride-0 batch
             q = q.expand(k.shape[0], -1, -1, -1).contiguous()
         num_k_rope = k.shape[-2] - num_k_exclude_rope
@@ -104,6 +126,9 @@ class RoPEAttention(Attention):
             rotated = k[:, :, :num_k_rope].unflatten(2, (-1, num_q))  # (B, h, repeats, Nq, D)
             rotated = apply_rope(rotated, rotation).flatten(2, 3)
             k = torch.cat([rotated, k[:, :, num_k_rope:]], dim=2) if num_k_exclude_rope else rotated
+        if raw_values:  # softmax(QKᵀ)(M Wᵀ + b) = (softmax(QKᵀ) M) Wᵀ + b: rows of softmax sum to 1
+            attended = blocked_attention(q, k, v[:, None])  # (B, h, Nq, C_kv)
+            return self.out_proj(self._merge_heads(project_heads(attended, self.v_proj.weight, self.v_proj.bias)))
         dropout_p = self.dropout_p if self.training else 0.0
         return self.out_proj(self._merge_heads(attention(q, k, v, dropout_p=dropout_p)))
 

@@ -1,0 +1,109 @@
+"""AOIs from prompts, tracked with the video predictor on seeded random weights: the outputs are
+checked for form only (a trained model is needed for agreement with the truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gaze_helpers import make_truth, write_pupil_cloud
+
+from sam2kit.errors import ArgumentError
+from sam2kit.gaze import METRIC_COLUMNS, FixationAOIs, PromptAOIs, analyse_gaze, group_aoi_prompts
+from sam2kit.io.eyetracking import read_recording
+from sam2kit.model_spec import ModelSpec, load_model
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    return read_recording(write_pupil_cloud(make_truth(1), tmp_path_factory.mktemp("tracked") / "rec"))
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    return load_model(ModelSpec(checkpoint=None, config="sam2.1_hiera_tiny", device="cpu", image_size=128))
+
+
+def test_prompted_aois_tracked_with_stride(recording, model) -> None:  # type: ignore[no-untyped-def]
+    clicks = [(30, 1, (40.0, 50.0, 1)), (30, 2, (90.0, 80.0, 1))]
+    prompts = group_aoi_prompts(clicks, [(45, 2, (70.0, 60.0, 110.0, 100.0))])
+    aois = PromptAOIs(prompts, model=model, names={1: "left"})
+    seen: list[int] = []
+    original = aois.masks
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for frame, masks in original(*args, **kwargs):
+            assert set(masks) == {1, 2} and all(m.shape == (128, 128) and m.dtype == bool for m in masks.values())
+            seen.append(frame)
+            yield frame, masks
+
+    aois.masks = spy  # type: ignore[method-assign]
+    tables = analyse_gaze(recording, aois, stride=15)
+    assert sorted(seen) == list(range(0, recording.num_frames, 15))  # forward from 30, then back to 0, once each
+    assert len(tables.samples) == len(recording.samples)
+    hit = {int(v) for text in tables.samples["aois"] if text for v in text.split(";")}
+    assert hit <= {1, 2}
+    assert (tables.samples.loc[tables.samples["valid"] == 0, "aois"] == "").all()
+    assert tuple(tables.aoi_metrics.columns) == METRIC_COLUMNS
+    assert tables.aoi_metrics["aoi"].tolist() == [1, 2] and tables.aoi_metrics["name"].tolist() == ["left", ""]
+    assert np.all(tables.aoi_metrics["visible_s"] <= recording.frame_times_s[-1] + 0.05)
+
+
+def test_prompt_errors(recording) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ArgumentError, match="with stride 4 prompts must be on tracked frames"):
+        analyse_gaze(recording, PromptAOIs(group_aoi_prompts([(6, 1, (4.0, 5.0, 1))], [])), stride=4)
+    with pytest.raises(ArgumentError, match="the video has 75 frames"):
+        analyse_gaze(recording, PromptAOIs(group_aoi_prompts([(80, 1, (4.0, 5.0, 1))], [])))
+    with pytest.raises(ArgumentError, match="outside the 128x128 frame"):
+        analyse_gaze(recording, PromptAOIs(group_aoi_prompts([(0, 1, (400.0, 5.0, 1))], [])))
+    with pytest.raises(ArgumentError, match="AOI ids must be 1..255"):
+        group_aoi_prompts([(0, 0, (4.0, 5.0, 1))], [])
+
+
+def test_aois_from_fixations_merge_segments_by_object(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A stand-in tracker returns the true mask of the object under each prompt: segments prompted
+    on one object must merge into one AOI, and every sample's AOIs must follow the truth."""
+    from sam2kit.gaze import from_fixations
+
+    truth = make_truth(0)
+    recording = read_recording(write_pupil_cloud(truth, tmp_path / "rec"))
+    prompted: dict[int, int] = {}
+
+    class TruthTracker:
+        def __init__(self, prompts, **kwargs):  # type: ignore[no-untyped-def]
+            for p in prompts:
+                (x, y), = p.points
+                prompted[p.aoi] = int(truth.labels[p.frame][int(y), int(x)])
+
+        def masks(self, video, num_frames, size, frames):  # type: ignore[no-untyped-def]
+            for frame in frames:
+                yield frame, {s: truth.labels[frame] == obj if obj else np.zeros(size, bool)
+                              for s, obj in prompted.items()}
+
+    monkeypatch.setattr(from_fixations, "PromptAOIs", TruthTracker)
+    aois = FixationAOIs(min_duration_ms=150, max_segments=255)
+    tables = analyse_gaze(recording, aois)
+    objects = [obj for _, obj in sorted(prompted.items())]
+    assert len(objects) > len(set(objects))  # some object was prompted twice
+    aoi_of_object: dict[int, int] = {}
+    count = 0
+    for obj in objects:  # AOI ids follow first prompts; each segment on the background stays apart
+        if obj == 0 or obj not in aoi_of_object:
+            count += 1
+            if obj:
+                aoi_of_object[obj] = count
+    assert tables.aoi_metrics["aoi"].tolist() == list(range(1, count + 1))
+    assert all(name.startswith("fixations ") for name in tables.aoi_metrics["name"])
+    want = [{aoi_of_object[a] for a in hit if a in aoi_of_object} for hit in truth.sample_aois()]
+    got = [{int(v) for v in text.split(";")} if text else set() for text in tables.samples["aois"]]
+    assert got == want
+
+
+def test_aois_from_fixations_tracked(recording, model) -> None:  # type: ignore[no-untyped-def]
+    aois = FixationAOIs(min_duration_ms=150, max_segments=2, model=model)
+    tables = analyse_gaze(recording, aois, stride=15)
+    assert 1 <= len(tables.aoi_metrics) <= 2 and len(aois.segments) == 2
+    assert all(prompt.frame % 15 == 0 for prompt in aois.prompts(range(0, 75, 15)))
+    ids = set(tables.aoi_metrics["aoi"])
+    assert {int(v) for text in tables.samples["aois"] if text for v in text.split(";")} <= ids
