@@ -29,8 +29,8 @@ class AOISource(Protocol):
     names: dict[int, str]
 
     def prepare(self, recording: Recording, fixations: Fixations) -> None:
-        """Called once before :meth:`masks`, with the recording and its fixations."""
-        ...
+        """Called once before :meth:`masks`, with the recording and its fixations (default: nothing)."""
+        return None
 
     def masks(
         self, video: Path, num_frames: int, size: tuple[int, int], frames: Sequence[int]
@@ -39,8 +39,8 @@ class AOISource(Protocol):
         ...
 
     def relabel(self) -> dict[int, int]:
-        """After :meth:`masks`: yielded id -> AOI id where they differ (ids not listed stay)."""
-        ...
+        """After :meth:`masks`: yielded id -> AOI id where they differ (ids not listed stay; default: none)."""
+        return {}
 
 
 def load_names(path: str | Path | None) -> dict[int, str]:
@@ -64,7 +64,7 @@ def load_names(path: str | Path | None) -> dict[int, str]:
     return {int(k): str(v) for k, v in data.items()}
 
 
-class MaskFolderAOIs:
+class MaskFolderAOIs(AOISource):
     """AOIs from a folder of palette PNGs named by frame index (``00000.png`` = frame 0).
 
     Args:
@@ -106,12 +106,6 @@ class MaskFolderAOIs:
                 f"is "
                 f"{size[1]}x{size[0]}; AOI masks must have the video's size", argument="aoi_masks",
             )
-
-    def prepare(self, recording: Recording, fixations: Fixations) -> None:
-        pass
-
-    def relabel(self) -> dict[int, int]:
-        return {}
 
     def masks(
         self, video: Path, num_frames: int, size: tuple[int, int], frames: Sequence[int]

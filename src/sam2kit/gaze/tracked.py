@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentError
-from ..io.eyetracking import Fixations, Recording
 from ..io.source import FrameSource
 from ..model_spec import LoadedModel, ModelSpec
+from .aois import AOISource
 
 __all__ = ["AOIPrompt", "PromptAOIs", "group_aoi_prompts"]
 
@@ -89,7 +89,7 @@ class _StridedFrames(FrameSource):
         self._source.close()
 
 
-class PromptAOIs:
+class PromptAOIs(AOISource):
     """AOIs tracked from prompts (see the module docstring).
 
     Args:
@@ -123,12 +123,6 @@ class PromptAOIs:
             xs, ys = coords[0::2], coords[1::2]
             if any(not 0 <= x <= width for x in xs) or any(not 0 <= y <= height for y in ys):
                 raise ArgumentError(f"{where} lies outside the {width}x{height} frame", argument="points")
-
-    def prepare(self, recording: Recording, fixations: Fixations) -> None:
-        pass
-
-    def relabel(self) -> dict[int, int]:
-        return {}
 
     def masks(
         self, video: Path, num_frames: int, size: tuple[int, int], frames: Sequence[int]

@@ -27,6 +27,10 @@ def is_neon(folder: Path) -> bool:
 
 
 def _require_neon() -> Any:
+    from ..video_file import require_av
+
+    av_logging = require_av().logging
+    level = av_logging.get_level()
     try:
         import pupil_labs.neon_recording as neon_recording
     except ImportError as error:
@@ -34,6 +38,10 @@ def _require_neon() -> Any:
             "reading native Neon recordings needs pupil-labs-neon-recording: pip install pupil-labs-neon-recording  "
             "(or pip install 'sam2kit[eyetracking]'); or export the recording from Pupil Cloud and read that folder"
         ) from error
+    finally:
+        # Importing it turns on PyAV's Python log callback; with threaded decoding that callback can
+        # deadlock a decoder's teardown (a decoder thread waits for the GIL that close() holds).
+        av_logging.set_level(level)
     return neon_recording
 
 
