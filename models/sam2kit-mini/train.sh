@@ -15,7 +15,7 @@ IMAGE_OPTS=(--data "$WORK/data" --data-format images --train all --batch-size 8 
             --layer-decay 1.0 --weight-decay 0.05 --clip 1.0 --drop-path 0 --corrections 2 --seed 1
             --eval-every 100 --val-max 50 --save-every 50)
 # phase 1: every weight from random, on still images (a click or a box, then 2 correction rounds)
-[ -f "$WORK/phase1/model.pt" ] || sam2kit train --config sam2kit-mini --steps 700 "${IMAGE_OPTS[@]}" \
+[ -f "$WORK/phase1/model.pt" ] || [ -f "$WORK/phase2/model.pt" ] || sam2kit train --config sam2kit-mini --steps 700 "${IMAGE_OPTS[@]}" \
     --out "$WORK/phase1" $([ -f "$WORK/phase1/last.ckpt" ] && echo --resume)
 # phase 2: the same, longer, from phase 1's weights (a new warm-up + cosine schedule)
 [ -f "$WORK/phase2/model.pt" ] || sam2kit train --checkpoint "$WORK/phase1/model.pt" --config sam2kit-mini \
