@@ -223,7 +223,6 @@ def test_concurrent_clients_keep_their_own_results(start_server, make_png) -> No
     assert info["sessions"]["images"] == 4  # the solo sessions; the workers' were deleted
 
 
-@pytest.mark.slow
 def test_load_eight_clients(start_server, make_png) -> None:  # type: ignore[no-untyped-def]
     """8 concurrent clients click on their own images for SAM2KIT_LOAD_SECONDS (default 60) seconds:
     no errors, every answer equal to the one its session gave first, RSS growth under 300 MiB."""
