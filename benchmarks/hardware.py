@@ -108,6 +108,7 @@ class StageProfiler:
         self.calls: dict[str, int] = {name: 0 for name in stages}
         self._stack = ExitStack()
         self._open: dict[str, Any] = {}
+        self._depth: dict[str, int] = {name: 0 for name in stages}  # a stage's module called inside another of it
 
     def _modules(self) -> Iterator[tuple[str, nn.Module]]:
         for stage, modules in self.stages.items():
@@ -127,6 +128,9 @@ class StageProfiler:
 
     def _pre(self, stage: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: Any) -> None:
+            self._depth[stage] += 1
+            if self._depth[stage] > 1:
+                return  # already timed by the enclosing call
             if self.count:
                 from torch.utils.flop_counter import FlopCounterMode
 
@@ -141,6 +145,9 @@ class StageProfiler:
 
     def _post(self, stage: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            self._depth[stage] -= 1
+            if self._depth[stage] > 0:
+                return
             if self.sync:
                 self.sync()
             self.seconds[stage] += time.perf_counter() - self._open.pop(stage + "/t")

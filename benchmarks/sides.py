@@ -113,6 +113,14 @@ class Sam2kitSide(_VideoSession):
         with torch.inference_mode():
             return self.model.forward_image(batch)
 
+    def stage_modules(self) -> dict[str, list[torch.nn.Module]]:
+        # sam2kit runs the first memory-attention layer's self-attention once per frame, before the
+        # memory attention's forward (MemoryAttention.encode_query): book it under memory attention,
+        # where the reference's stage has it (nested calls are timed once).
+        stages = super().stage_modules()
+        stages["memory attention"].append(self.model.memory_attention.layers[0].self_attn)
+        return stages
+
 
 class ReferenceSide(_VideoSession):
     def __init__(

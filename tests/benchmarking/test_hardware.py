@@ -40,3 +40,14 @@ def test_stage_profiler_times_and_counts_the_stages() -> None:
     assert profiler.seconds["image encoder"] > 0
     hooks_after = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for ms in stages.values() for m in ms)
     assert hooks_after == hooks_before
+
+
+def test_stage_profiler_times_a_nested_module_of_the_same_stage_once() -> None:
+    inner = torch.nn.Linear(8, 8)
+    outer = torch.nn.Sequential(inner, torch.nn.Linear(8, 8))
+    x = torch.randn(4, 8)
+    with torch.inference_mode(), StageProfiler({"stage": [outer, inner]}, count=True) as profiler:
+        outer(x)  # inner runs inside outer: one timed call
+        inner(x)  # on its own: a second one
+    assert profiler.calls["stage"] == 2
+    assert profiler.flops["stage"] == 2 * (2 * 4 * 8 * 8) + 2 * 4 * 8 * 8
