@@ -1,8 +1,10 @@
-"""The batch manifest: the issue's line forms, CSV, one clear error per malformed line, the shipped
-JSON Schema agreeing with the parser, and the fingerprint that decides what a rerun redoes."""
+"""The batch manifest: the issue's line forms (points, boxes, masks), CSV, one clear error per
+malformed line, the shipped JSON Schema agreeing with the parser, and the fingerprint that decides
+what a rerun redoes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +18,10 @@ IMAGE_LINE = {"id": "a", "image": "imgs/a.jpg", "prompts": [{"obj_id": 1, "point
 VIDEO_LINE = {"id": "v", "video": "clips/v.mp4", "prompts": [{"frame": 0, "obj_id": 1, "points": [[50, 60]],
                                                               "labels": [1]}]}
 AUTO_LINE = {"id": "c", "image": "/data/c.png", "mode": "auto", "options": {"points_per_side": 16}}
+MASK_LINE = {"id": "m", "image": "imgs/m.jpg", "prompts": [{"obj_id": 1, "mask": "masks/m_obj1.png"},
+                                                           {"obj_id": 2, "mask": "/abs/m2.png", "box": [1, 2, 30, 40]}]}
+VIDEO_MASK_LINE = {"id": "w", "video": "clips/w", "prompts": [{"frame": 2, "obj_id": 3, "mask": "w_f2.png"},
+                                                             {"frame": 0, "obj_id": 3, "points": [[5, 6]]}]}
 
 #: malformed entries and a fragment of the message each must give
 BAD_LINES = [
@@ -26,12 +32,14 @@ BAD_LINES = [
      "exactly one of image or video"),
     ({"id": "x", "image": "a.jpg"}, "prompts must be a non-empty list"),
     ({"id": "x", "image": "a.jpg", "prompts": [{"obj_id": 0, "points": [[1, 2]]}]}, "obj_id must be an integer 1..255"),
-    ({"id": "x", "image": "a.jpg", "prompts": [{"obj_id": 1}]}, "needs points and/or a box"),
+    ({"id": "x", "image": "a.jpg", "prompts": [{"obj_id": 1}]}, "needs points, a box and/or a mask"),
     ({"id": "x", "image": "a.jpg", "prompts": [{"obj_id": 1, "points": [[1]]}]}, "[x, y] pixel pairs"),
     ({"id": "x", "image": "a.jpg", "prompts": [{"obj_id": 1, "points": [[1, 2]], "labels": [2]}]}, "labels must be"),
     ({"id": "x", "image": "a.jpg", "prompts": [{"obj_id": 1, "box": [5, 5, 1, 1]}]}, "x0 <= x1"),
     ({"id": "x", "image": "a.jpg", "prompts": [{"obj_id": 1, "frame": 2, "points": [[1, 2]]}]}, "must be 0"),
-    ({"id": "x", "image": "a.jpg", "prompts": [{"obj_id": 1, "mask": "m.png"}]}, "mask prompts are not supported"),
+    ({"id": "x", "image": "a.jpg", "prompts": [{"obj_id": 1, "mask": ""}]}, "mask must be the path of a PNG"),
+    ({"id": "x", "video": "v", "prompts": [{"obj_id": 1, "mask": ["m.png"]}]}, "mask must be the path of a PNG"),
+    ({"id": "x", "image": "a.jpg", "prompts": [{"obj_id": 1, "masks": "m.png"}]}, "unknown key(s) ['masks']"),
     ({"id": "x", "video": "v.mp4", "mode": "auto"}, "images only"),
     ({"id": "x", "image": "a.jpg", "mode": "auto", "options": {"points_per_sid": 8}}, "unknown option"),
     ({"id": "x", "image": "a.jpg", "colour": 3, "prompts": [{"obj_id": 1, "box": [0, 0, 1, 1]}]}, "unknown key"),
@@ -47,6 +55,19 @@ def test_the_issue_forms_parse(tmp_path: Path) -> None:
         {}, 1)
     assert (video.kind, video.path, video.prompts[0].frame, video.line) == ("video", tmp_path / "clips" / "v.mp4", 0, 2)
     assert (auto.mode, auto.path, dict(auto.options)) == ("auto", Path("/data/c.png"), {"points_per_side": 16})
+
+
+def test_mask_prompts_parse_relative_to_the_manifest(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps(MASK_LINE) + "\n" + json.dumps(VIDEO_MASK_LINE) + "\n")
+    image, video = load_manifest(manifest)
+    assert image.prompts == (ObjectPrompt(1, mask=tmp_path / "masks" / "m_obj1.png"),
+                             ObjectPrompt(2, box=(1.0, 2.0, 30.0, 40.0), mask=Path("/abs/m2.png")))
+    assert video.prompts == (ObjectPrompt(3, 0, ((5.0, 6.0),), (1,)), ObjectPrompt(3, 2, mask=tmp_path / "w_f2.png"))
+    csv_manifest = tmp_path / "m.csv"  # the CSV prompts cell takes the same JSON
+    csv_manifest.write_text("id,image,prompts\n" + "m,imgs/m.jpg,\"" + json.dumps(MASK_LINE["prompts"]).replace(
+        '"', '""') + '"\n')
+    assert load_manifest(csv_manifest)[0].prompts == image.prompts
 
 
 def test_labels_default_to_foreground_and_prompts_are_sorted() -> None:
@@ -95,7 +116,7 @@ def test_the_shipped_schema_agrees_with_the_parser() -> None:
     schema = manifest_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    for good in (IMAGE_LINE, VIDEO_LINE, AUTO_LINE):
+    for good in (IMAGE_LINE, VIDEO_LINE, AUTO_LINE, MASK_LINE, VIDEO_MASK_LINE):
         assert not list(validator.iter_errors(good)), good
     # the checks a schema can express (not: duplicate objects, box corner order)
     expressible = [bad for bad, fragment in BAD_LINES if fragment != "x0 <= x1"]
@@ -109,6 +130,13 @@ def test_the_fingerprint_follows_what_the_item_asks_for() -> None:
     moved = {**IMAGE_LINE, "prompts": [{"obj_id": 1, "points": [[121, 80]]}]}
     assert parse_item(moved, Path("/m")).fingerprint() != item.fingerprint()
     assert parse_item(IMAGE_LINE, Path("/other")).fingerprint() != item.fingerprint()
+    # items without masks keep the fingerprint of earlier releases (their outputs are not redone)
+    described = {"kind": "image", "path": "/m/imgs/a.jpg", "mode": "prompts", "options": {},
+                 "prompts": [[1, 0, [[120.0, 80.0]], [1], None], [2, 0, [], [], [10.0, 10.0, 200.0, 150.0]]]}
+    assert item.fingerprint() == hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+    masked = parse_item(MASK_LINE, Path("/m"))
+    renamed = {**MASK_LINE, "prompts": [{"obj_id": 1, "mask": "masks/other.png"}, MASK_LINE["prompts"][1]]}
+    assert parse_item(renamed, Path("/m")).fingerprint() != masked.fingerprint()
 
 
 def test_batch_without_ray_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

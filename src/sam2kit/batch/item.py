@@ -96,13 +96,13 @@ def run_item_job(item: BatchItem, loaded: LoadedModel, folder: Path, options: It
         from ..pipelines.image import Prompt
         from ..pipelines.objects import segment_objects
 
-        per_object = {p.obj_id: Prompt(list(p.points), list(p.labels), p.box) for p in item.prompts}
+        per_object = {p.obj_id: Prompt(list(p.points), list(p.labels), p.box, p.mask) for p in item.prompts}
         segment_objects(item.path, per_object, folder, model=loaded, palette=options.palette, overlay=options.overlay)
     else:
         from ..pipelines.objects import video_masks_to_coco
         from ..pipelines.video import FramePrompt, track_video
 
-        per_frame = [FramePrompt(p.frame, p.obj_id, p.points, p.labels, p.box) for p in item.prompts]
+        per_frame = [FramePrompt(p.frame, p.obj_id, p.points, p.labels, p.box, p.mask) for p in item.prompts]
         track_video(item.path, per_frame, folder, model=loaded, palette=options.palette,
                     overlay=folder / "overlay.mp4" if options.overlay else None, show_progress=False)
         video_masks_to_coco(folder)

@@ -5,18 +5,23 @@ A JSONL line::
     {"id": "a", "image": "imgs/a.jpg", "prompts": [{"obj_id": 1, "points": [[120, 80]], "labels": [1]},
                                                    {"obj_id": 2, "box": [10, 10, 200, 150]}]}
     {"id": "v", "video": "clips/v.mp4", "prompts": [{"frame": 0, "obj_id": 1, "points": [[50, 60]]}]}
+    {"id": "m", "image": "imgs/m.jpg", "prompts": [{"obj_id": 1, "mask": "masks/m_obj1.png"}]}
     {"id": "c", "image": "imgs/c.jpg", "mode": "auto", "options": {"points_per_side": 16}}
 
 Keys: ``id`` (a file-name-safe name, unique in the manifest), exactly one of ``image`` / ``video``
 (a file, or for videos a folder of frames; relative paths are relative to the manifest's folder),
 and either ``prompts`` or ``"mode": "auto"`` (images only; ``options`` are automatic mask generator
 options). A prompt: ``obj_id`` (1..255, the DAVIS palette value), ``frame`` (videos; default 0),
-``points`` ``[[x, y], ...]`` in pixels with ``labels`` (1 foreground, 0 background; default all 1)
-and/or a ``box`` ``[x0, y0, x1, y1]`` in pixels. A CSV manifest has the columns ``id``, ``image``,
-``video``, ``mode``, ``prompts`` and ``options`` (the last two as JSON text); empty cells are absent.
+``points`` ``[[x, y], ...]`` in pixels with ``labels`` (1 foreground, 0 background; default all 1),
+a ``box`` ``[x0, y0, x1, y1]`` in pixels and/or a ``mask``: a PNG of the image's (video frame's)
+size, non-zero = the object, its path relative to the manifest's folder (one prompt per object and
+frame; for videos a mask with clicks or a box: the mask first, corrected by them). A CSV manifest
+has the columns ``id``, ``image``, ``video``, ``mode``, ``prompts`` and ``options`` (the last two
+as JSON text); empty cells are absent.
 
 The JSON Schema of a line is shipped as ``manifest.schema.json`` (:func:`manifest_schema`). Files
-are not opened here: a missing image is an item error at run time, not a manifest error.
+are not opened here: a missing image, or a missing mask or one of another size, is an item error at
+run time, not a manifest error.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ AUTO_OPTIONS: dict[str, type] = {
     "stability_score_thresh": float, "crop_n_layers": int, "min_mask_region_area": int,
 }
 _ITEM_KEYS = {"id", "image", "video", "mode", "prompts", "options"}
-_PROMPT_KEYS = {"obj_id", "frame", "points", "labels", "box"}
+_PROMPT_KEYS = {"obj_id", "frame", "points", "labels", "box", "mask"}
 _CSV_JSON_COLUMNS = ("prompts", "options")
 
 
@@ -51,13 +56,21 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class ObjectPrompt:
-    """One object's prompt on one frame (images: frame 0): clicks and at most one box, in pixels."""
+    """One object's prompt on one frame (images: frame 0): clicks and at most one box, in pixels,
+    and/or a mask PNG (resolved against the manifest's folder)."""
 
     obj_id: int
     frame: int = 0
     points: tuple[tuple[float, float], ...] = ()
     labels: tuple[int, ...] = ()
     box: tuple[float, float, float, float] | None = None
+    mask: Path | None = None
+
+    def described(self) -> list[Any]:
+        """What the prompt asks for, as JSON values (the mask only when given: fingerprints of
+        items without masks stay as they were)."""
+        return [self.obj_id, self.frame, self.points, self.labels, self.box,
+                *([] if self.mask is None else [str(self.mask)])]
 
 
 @dataclass(frozen=True)
@@ -86,7 +99,7 @@ class BatchItem:
         """A hash of what the item asks for (not of its line number): a rerun redoes an item whose
         input or prompts changed."""
         described = {"kind": self.kind, "path": str(self.path), "mode": self.mode, "options": dict(self.options),
-                     "prompts": [[p.obj_id, p.frame, p.points, p.labels, p.box] for p in self.prompts]}
+                     "prompts": [p.described() for p in self.prompts]}
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -106,14 +119,18 @@ def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _parse_prompt(raw: Any, index: int, kind: str) -> ObjectPrompt:
+def _resolve(source: str, base_dir: Path) -> Path:
+    path = Path(source).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _parse_prompt(raw: Any, index: int, kind: str, base_dir: Path) -> ObjectPrompt:
     where = f"prompts[{index}]"
     if not isinstance(raw, dict):
-        raise ValueError(f"{where} must be an object with obj_id and points and/or box")
+        raise ValueError(f"{where} must be an object with obj_id and points, a box and/or a mask")
     unknown = sorted(set(raw) - _PROMPT_KEYS)
     if unknown:
-        hint = " (mask prompts are not supported: give points and/or a box)" if "mask" in unknown else ""
-        raise ValueError(f"{where} has unknown key(s) {unknown}; accepted: {sorted(_PROMPT_KEYS)}{hint}")
+        raise ValueError(f"{where} has unknown key(s) {unknown}; accepted: {sorted(_PROMPT_KEYS)}")
     obj_id = raw.get("obj_id")
     if not isinstance(obj_id, int) or isinstance(obj_id, bool) or not 1 <= obj_id <= 255:
         raise ValueError(f"{where}.obj_id must be an integer 1..255, got {obj_id!r}")
@@ -136,12 +153,16 @@ def _parse_prompt(raw: Any, index: int, kind: str) -> ObjectPrompt:
             raise ValueError(f"{where}.box must be [x0, y0, x1, y1] in pixels, got {box!r}")
         if box[2] < box[0] or box[3] < box[1]:
             raise ValueError(f"{where}.box must have x0 <= x1 and y0 <= y1, got {box!r}")
-    if not points and box is None:
-        raise ValueError(f"{where} needs points and/or a box")
+    mask = raw.get("mask")
+    if mask is not None and (not isinstance(mask, str) or not mask.strip()):
+        raise ValueError(f"{where}.mask must be the path of a PNG (non-zero = the object), got {mask!r}")
+    if not points and box is None and mask is None:
+        raise ValueError(f"{where} needs points, a box and/or a mask")
     return ObjectPrompt(
         obj_id=obj_id, frame=frame, points=tuple((float(x), float(y)) for x, y in points),
         labels=tuple(int(v) for v in labels), box=None if box is None else (float(box[0]), float(box[1]),
                                                                            float(box[2]), float(box[3])),
+        mask=None if mask is None else _resolve(mask, base_dir),
     )
 
 
@@ -182,8 +203,7 @@ def parse_item(raw: Any, base_dir: Path, line: int = 0) -> BatchItem:
     source = raw[kind]
     if not isinstance(source, str) or not source.strip():
         raise ValueError(f"{kind} must be a path (text), got {source!r}")
-    path = Path(source).expanduser()
-    path = path if path.is_absolute() else base_dir / path
+    path = _resolve(source, base_dir)
     mode = raw.get("mode", "prompts")
     if mode not in ("prompts", "auto"):
         raise ValueError(f"mode must be 'prompts' or 'auto', got {mode!r}")
@@ -198,12 +218,13 @@ def parse_item(raw: Any, base_dir: Path, line: int = 0) -> BatchItem:
     prompts = raw.get("prompts")
     if not isinstance(prompts, list) or not prompts:
         raise ValueError("prompts must be a non-empty list (or give \"mode\": \"auto\" for automatic masks)")
-    parsed = sorted((_parse_prompt(p, i, kind) for i, p in enumerate(prompts)), key=lambda p: (p.frame, p.obj_id))
+    parsed = sorted((_parse_prompt(p, i, kind, base_dir) for i, p in enumerate(prompts)),
+                    key=lambda p: (p.frame, p.obj_id))
     seen = set()
     for prompt in parsed:
         if (prompt.frame, prompt.obj_id) in seen:
             raise ValueError(f"object {prompt.obj_id} has two prompts on frame {prompt.frame}; give one per object "
-                             "and frame (points and a box may go in the same prompt)")
+                             "and frame (points, a box and a mask may go in the same prompt)")
         seen.add((prompt.frame, prompt.obj_id))
     return BatchItem(item_id, kind, path, mode, tuple(parsed), {}, line)
 

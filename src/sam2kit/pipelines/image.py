@@ -1,4 +1,4 @@
-"""Segment one image from point / box prompts; write one PNG per mask, an overlay and ``result.json``.
+"""Segment one image from point / box / mask prompts; write one PNG per mask, an overlay and ``result.json``.
 
 Written into the output folder (created; files of these names are replaced, each atomically):
 
@@ -32,20 +32,25 @@ OVERLAY_FILE, RESULT_FILE = "overlay.png", "result.json"
 
 @dataclass(frozen=True)
 class Prompt:
-    """One object's prompt: clicks (pixels, label 1 foreground / 0 background) and at most one box."""
+    """One object's prompt: clicks (pixels, label 1 foreground / 0 background), at most one box, and
+    optionally a mask PNG of the image's size (non-zero = the object) given to SAM as its mask prompt."""
 
     points: list[tuple[float, float]] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     box: tuple[float, float, float, float] | None = None
+    mask: str | Path | None = None
 
     @property
     def is_single_click(self) -> bool:
-        """An ambiguous prompt (one click, no box): the best of three candidates is the usual answer."""
-        return len(self.points) == 1 and self.box is None
+        """An ambiguous prompt (one click, no box or mask): the best of three candidates is the usual answer."""
+        return len(self.points) == 1 and self.box is None and self.mask is None
 
     def to_json(self) -> dict[str, Any]:
-        return {"points": [list(p) for p in self.points], "labels": list(self.labels),
-                "box": None if self.box is None else list(self.box)}
+        described: dict[str, Any] = {"points": [list(p) for p in self.points], "labels": list(self.labels),
+                                     "box": None if self.box is None else list(self.box)}
+        if self.mask is not None:
+            described["mask"] = str(self.mask)
+        return described
 
 
 def make_prompts(
@@ -112,18 +117,28 @@ class ImageResult:
         }
 
 
-def _validate_prompts(prompts: Sequence[Prompt], image_hw: tuple[int, int]) -> None:
-    """The predictor's own checks, run before the (slow) model load and image embedding."""
+def _validate_prompts(prompts: Sequence[Prompt], image_hw: tuple[int, int]) -> list[np.ndarray | None]:
+    """The predictor's own checks, run before the (slow) model load and image embedding; returns
+    each prompt's mask ``(H, W)`` bool read from its file (``None`` without one).
+
+    Raises:
+        ValueError: a point or box outside the image, a mask of another size.
+        FileNotFoundError, ImageReadError: a missing or unreadable mask file.
+    """
     import torch
 
     from ..predict.transforms import check_boxes, check_points
+    from .mask_prompts import load_prompt_mask
 
+    masks: list[np.ndarray | None] = []
     for prompt in prompts:
         if prompt.points:
             check_points(torch.tensor(prompt.points, dtype=torch.float32),
                          torch.tensor(prompt.labels, dtype=torch.int32), image_hw, False)
         if prompt.box is not None:
             check_boxes(torch.tensor(prompt.box, dtype=torch.float32), image_hw, False)
+        masks.append(None if prompt.mask is None else load_prompt_mask(prompt.mask, image_hw))
+    return masks
 
 
 @dataclass
@@ -135,18 +150,24 @@ class _Mask:
     best: bool
 
 
-def _predict(predictor: Any, prompts: Sequence[Prompt], multimask: bool) -> list[_Mask]:
-    """Masks of every prompt: all candidates with ``multimask``, else one per prompt."""
+def _predict(predictor: Any, prompts: Sequence[Prompt], multimask: bool,
+             prompt_mask: np.ndarray | None = None) -> list[_Mask]:
+    """Masks of every prompt: all candidates with ``multimask``, else one per prompt.
+    ``prompt_mask``: the ``(H, W)`` bool mask of a single prompt, given as SAM's mask prompt."""
     if len(prompts) > 1:  # a batch of boxes
         masks, scores, _ = predictor.predict(box=np.array([p.box for p in prompts], dtype=np.float32),
                                              multimask_output=multimask)  # (B, C, H, W), (B, C)
         per_prompt = list(zip(masks, scores, strict=True))
     else:
+        from .mask_prompts import mask_to_low_res_logits
+
         prompt = prompts[0]
         masks, scores, _ = predictor.predict(
             point_coords=np.array(prompt.points, dtype=np.float32) if prompt.points else None,
             point_labels=np.array(prompt.labels, dtype=np.int32) if prompt.points else None,
             box=None if prompt.box is None else np.array(prompt.box, dtype=np.float32),
+            mask_input=None if prompt_mask is None else mask_to_low_res_logits(
+                prompt_mask, predictor.model.sam_prompt_encoder.mask_input_size),
             multimask_output=multimask or prompt.is_single_click,
         )  # (C, H, W), (C,)
         per_prompt = [(masks, scores)]
@@ -199,7 +220,8 @@ def segment_image(
     Args:
         image_path: an image file (EXIF rotation is applied).
         prompts: in pixels of the image; one object each (see :func:`make_prompts`); several prompts
-            must each be a single box (they are predicted as one batch).
+            must each be a single box (they are predicted as one batch); a mask file only in a
+            single prompt.
         out_dir: output folder (created if missing).
         model: the model to load, or one already loaded; default ``ModelSpec()`` (SAM 2.1 tiny from the hub).
         multimask: write the three candidates of each prompt; else the best one (a single click
@@ -210,8 +232,8 @@ def segment_image(
         an :class:`ImageResult`.
     Raises:
         ArgumentError: no prompt, several prompts that are not single boxes, an output path that is
-            a file. ValueError: a prompt outside the image.
-        FileNotFoundError, ImageReadError: missing or unreadable image.
+            a file. ValueError: a prompt outside the image, a mask of another size.
+        FileNotFoundError, ImageReadError: missing or unreadable image or mask.
         the errors of :func:`sam2kit.model_spec.load_model`.
     """
     from PIL import Image
@@ -222,11 +244,11 @@ def segment_image(
 
     if not prompts:
         raise ArgumentError("no prompt given", argument="prompts")
-    if len(prompts) > 1 and any(p.points or p.box is None for p in prompts):
+    if len(prompts) > 1 and any(p.points or p.box is None or p.mask is not None for p in prompts):
         raise ArgumentError("several prompts must each be a single box (one object each)", argument="prompts")
     image = load_image(image_path)
     height, width = image.shape[:2]
-    _validate_prompts(prompts, (height, width))
+    prompt_masks = _validate_prompts(prompts, (height, width))
     out = check_out_dir(out_dir)
 
     loaded = resolve_model(model)
@@ -235,7 +257,7 @@ def segment_image(
     predictor.set_image(image)
     logger.info("embedded %s (%dx%d) in %.2f s", image_path, width, height, time.perf_counter() - started)
     started = time.perf_counter()
-    masks = _predict(predictor, prompts, multimask)
+    masks = _predict(predictor, prompts, multimask, prompt_masks[0] if len(prompts) == 1 else None)
     logger.info("predicted %d mask(s) for %d prompt(s) in %.3f s", len(masks), len(prompts),
                 time.perf_counter() - started)
 

@@ -1,5 +1,5 @@
-"""Named objects as COCO RLE: segment several objects of one image (each with its own points and/or
-box, one image embedding), and gather a tracked video's mask files into the same format.
+"""Named objects as COCO RLE: segment several objects of one image (each with its own points, box
+and/or mask prompt, one image embedding), and gather a tracked video's mask files into the same format.
 
 ``masks.json`` is a COCO instance file (loads with ``pycocotools.coco.COCO``): one ``images`` entry
 per image or tracked frame (``id`` = frame index + 1, ``file_name`` = the source, ``frame``), one
@@ -68,11 +68,13 @@ def segment_objects(
     higher ids win overlaps); with ``overlay`` also ``overlay.png``.
 
     The image is embedded once; each object gets the best mask of its prompt (of three candidates
-    for a single click).
+    for a single click). A prompt's ``mask`` file (the image's size, non-zero = the object) is
+    SAM's mask prompt, alone or beside the object's clicks and box.
 
     Raises:
         ArgumentError: no prompt, an object id outside 1..255, an output path that is a file.
-        ValueError: a prompt outside the image. FileNotFoundError, ImageReadError: the image.
+        ValueError: a prompt outside the image, a mask of another size.
+        FileNotFoundError, ImageReadError: the image or a mask file.
         the errors of :func:`sam2kit.model_spec.load_model`.
     """
     from ..io.masks import save_palette_png
@@ -86,17 +88,18 @@ def segment_objects(
     image = load_image(image_path)
     height, width = image.shape[:2]
     ordered = [prompts[obj_id] for obj_id in obj_ids]
+    prompt_masks: list[np.ndarray | None] = []
     for obj_id, prompt in zip(obj_ids, ordered, strict=True):
         try:
-            _validate_prompts([prompt], (height, width))
-        except ValueError as error:
-            raise ValueError(f"prompt of object {obj_id}: {error}") from None
+            prompt_masks.extend(_validate_prompts([prompt], (height, width)))
+        except (ValueError, FileNotFoundError) as error:  # the same error, naming the object
+            raise type(error)(f"prompt of object {obj_id}: {error}") from None
     out = check_out_dir(out_dir)
     predictor = ImagePredictor(resolve_model(model).model)
     predictor.set_image(image)
     best = []
-    for index, prompt in enumerate(ordered):
-        (mask,) = _predict(predictor, [prompt], multimask=False)
+    for index, (prompt, prompt_mask) in enumerate(zip(ordered, prompt_masks, strict=True)):
+        (mask,) = _predict(predictor, [prompt], multimask=False, prompt_mask=prompt_mask)
         mask.prompt = index  # the overlay colours objects by their index
         best.append(mask)
     masks = np.stack([m.mask for m in best])  # (N, H, W) bool

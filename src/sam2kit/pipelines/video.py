@@ -1,11 +1,13 @@
 """Track prompted objects through a video file or a folder of frames; write masks and ``tracks.json``.
 
-Prompts name a frame and an object id. A :class:`~sam2kit.predict.video.VideoPredictor` tracks every
-object forwards from the earliest prompted frame to the end, and with ``reverse`` then also backwards
-from that frame to frame 0, so that objects prompted mid-video get masks on the earlier frames too
-(the prompted frame itself is written once, from the forward pass). Without ``reverse`` the frames
-before the earliest prompt are not tracked: they get no mask files, no ``tracks.json`` entry and no
-overlay frame.
+Prompts name a frame and an object id: clicks and/or a box, and/or a mask PNG of the frame's size
+(non-zero = the object; given with clicks or a box of the same object and frame, the mask goes in
+first and the clicks and box then correct it, as in SAM 2's interactive refinement). A
+:class:`~sam2kit.predict.video.VideoPredictor` tracks every object forwards from the earliest
+prompted frame to the end, and with ``reverse`` then also backwards from that frame to frame 0, so
+that objects prompted mid-video get masks on the earlier frames too (the prompted frame itself is
+written once, from the forward pass). Without ``reverse`` the frames before the earliest prompt
+are not tracked: they get no mask files, no ``tracks.json`` entry and no overlay frame.
 
 Written into the output folder, each file atomically and as soon as its frame is tracked (memory
 does not grow with the video length):
@@ -51,18 +53,23 @@ DEFAULT_FPS = 30.0
 
 @dataclass(frozen=True)
 class FramePrompt:
-    """One object's prompt on one frame: clicks (pixels; label 1 foreground, 0 background) and at
-    most one XYXY box in pixels."""
+    """One object's prompt on one frame: clicks (pixels; label 1 foreground, 0 background), at
+    most one XYXY box in pixels, and/or a mask PNG of the frame's size (non-zero = the object)."""
 
     frame: int
     obj_id: int
     points: tuple[tuple[float, float], ...] = ()
     labels: tuple[int, ...] = ()
     box: tuple[float, float, float, float] | None = None
+    mask: str | Path | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"frame": self.frame, "obj_id": self.obj_id, "points": [list(p) for p in self.points],
-                "labels": list(self.labels), "box": None if self.box is None else list(self.box)}
+        described: dict[str, Any] = {"frame": self.frame, "obj_id": self.obj_id,
+                                     "points": [list(p) for p in self.points], "labels": list(self.labels),
+                                     "box": None if self.box is None else list(self.box)}
+        if self.mask is not None:
+            described["mask"] = str(self.mask)
+        return described
 
 
 def group_prompts(
@@ -105,12 +112,17 @@ def _prompt_key(frame: int, obj_id: int, argument: str) -> tuple[int, int]:
     return int(frame), int(obj_id)
 
 
-def _validate_prompts(prompts: Sequence[FramePrompt], num_frames: int, hw: tuple[int, int], truncated: bool) -> None:
-    """The predictor's own checks, run before the (slow) model load."""
+def _validate_prompts(
+    prompts: Sequence[FramePrompt], num_frames: int, hw: tuple[int, int], truncated: bool
+) -> list[np.ndarray | None]:
+    """The predictor's own checks, run before the (slow) model load; returns each prompt's mask
+    ``(H, W)`` bool read from its file (``None`` without one)."""
     import torch
 
     from ..predict.transforms import check_boxes, check_points
+    from .mask_prompts import load_prompt_mask
 
+    masks: list[np.ndarray | None] = []
     for prompt in prompts:
         if prompt.frame >= num_frames:
             raise ArgumentError(
@@ -119,13 +131,17 @@ def _validate_prompts(prompts: Sequence[FramePrompt], num_frames: int, hw: tuple
                 argument="max_frames" if truncated else "prompts",
             )
         try:
+            if not prompt.points and prompt.box is None and prompt.mask is None:
+                raise ValueError("give points, a box and/or a mask")
             if prompt.points:
                 check_points(torch.tensor(prompt.points, dtype=torch.float32),
                              torch.tensor(prompt.labels, dtype=torch.int32), hw, False)
             if prompt.box is not None:
                 check_boxes(torch.tensor(prompt.box, dtype=torch.float32), hw, False)
-        except ValueError as error:
-            raise ValueError(f"prompt of object {prompt.obj_id} on frame {prompt.frame}: {error}") from None
+            masks.append(None if prompt.mask is None else load_prompt_mask(prompt.mask, hw, "video frame"))
+        except (ValueError, FileNotFoundError) as error:  # the same error, naming the prompt
+            raise type(error)(f"prompt of object {prompt.obj_id} on frame {prompt.frame}: {error}") from None
+    return masks
 
 
 @dataclass(frozen=True)
@@ -206,7 +222,8 @@ def track_video(
         FileNotFoundError, sam2kit.io.VideoReadError: missing or unreadable video.
         ArgumentError: no prompt, a prompt on a frame the video (or ``max_frames``) does not have,
             palette ids outside 1..255, a bad overlay or output path.
-        ValueError: a prompt outside the frame.
+        ValueError: a prompt outside the frame, a mask of another size.
+        FileNotFoundError, ImageReadError: a missing or unreadable mask file.
         the errors of :func:`sam2kit.model_spec.load_model`.
     """
     from ..io.atomic import save_json
@@ -229,7 +246,7 @@ def track_video(
         if max_frames is not None and truncated:
             frames = FirstFrames(frames, max_frames)
         num_frames, height, width, fps = len(frames), frames.height, frames.width, frames.fps
-        _validate_prompts(prompts, num_frames, (height, width), truncated)
+        prompt_masks = _validate_prompts(prompts, num_frames, (height, width), truncated)
         out = check_out_dir(out_dir)
         overlay_path = check_overlay_path(overlay)
 
@@ -249,13 +266,16 @@ def track_video(
         overlay_fps = fps or DEFAULT_FPS
         started = time.perf_counter()
         state = predictor.init_state(frames)
-        for prompt in prompts:
-            predictor.add_new_points_or_box(
-                state, prompt.frame, prompt.obj_id,
-                points=np.array(prompt.points, dtype=np.float32) if prompt.points else None,
-                labels=np.array(prompt.labels, dtype=np.int32) if prompt.points else None,
-                box=None if prompt.box is None else np.array(prompt.box, dtype=np.float32),
-            )
+        for prompt, prompt_mask in zip(prompts, prompt_masks, strict=True):
+            if prompt_mask is not None:
+                predictor.add_new_mask(state, prompt.frame, prompt.obj_id, prompt_mask)
+            if prompt.points or prompt.box is not None:
+                predictor.add_new_points_or_box(
+                    state, prompt.frame, prompt.obj_id,
+                    points=np.array(prompt.points, dtype=np.float32) if prompt.points else None,
+                    labels=np.array(prompt.labels, dtype=np.int32) if prompt.points else None,
+                    box=None if prompt.box is None else np.array(prompt.box, dtype=np.float32),
+                )
         live_writer = VideoWriter(overlay_path, fps=overlay_fps) if live_overlay and overlay_path else None
         with live_writer or contextlib.nullcontext() as video_out:
             for frame_idx, frame_obj_ids, logits in _propagate(predictor, state, earliest, reverse):
