@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from train_helpers import MINI, log_rows, single_thread, synthetic_data, train_cli  # noqa: F401 (a fixture)
+from train_helpers import (  # noqa: F401 (a fixture)
+    MINI,
+    log_rows,
+    max_weight_difference,
+    single_thread,
+    synthetic_data,
+    train_cli,
+    weights,
+)
 
 from sam2kit.modeling.sam2 import SAM2Model
 from sam2kit.predict.tracker import TrackingEngine
@@ -106,3 +114,31 @@ def test_memory_run_validates_j_and_f(tmp_path: Path) -> None:
     assert len(log_rows(tmp_path)) == 2
     (validation,) = log_rows(tmp_path, "val")
     assert 0 <= float(validation["val_j_and_f"]) <= 1
+
+
+def test_mixed_run_alternates_image_and_video_steps_and_resumes_exactly(tmp_path: Path) -> None:
+    data = synthetic_data()  # holds both layouts: clips for --data, stills for --image-data
+    args = [*MINI, "--data", data, "--image-data", data, "--image-share", "0.5", "--image-batch-size", "3",
+            "--train", "memory", "--num-frames", "3", "--steps", "4", "--lr", "1e-3", "--corrections", "1",
+            "--val-fraction", "0.25", "--val-max", "2", "--seed", "3"]
+    assert train_cli(*args, "--out", tmp_path / "straight") == 0
+    rows = log_rows(tmp_path / "straight")
+    # Steps 2 and 4 (1-based) are image steps: 3 images of up to 3 objects; video steps: 1 clip.
+    assert [int(row["step"]) for row in rows] == [1, 2, 3, 4]
+    objects = [int(row["objects"]) for row in rows]
+    assert objects[1] > 3 and objects[3] > 3 and objects[0] <= 3 and objects[2] <= 3, objects
+    validation = log_rows(tmp_path / "straight", "val")[-1]  # after the epoch (3 clips) and at the end
+    assert 0 <= float(validation["val_j_and_f"]) <= 1 and 0 <= float(validation["val_miou_click"]) <= 1
+    assert train_cli(*args, "--stop-after", "3", "--out", tmp_path / "resumed") == 0
+    assert train_cli(*args, "--resume", "--out", tmp_path / "resumed") == 0
+    straight, resumed = weights(tmp_path / "straight" / "model.pt"), weights(tmp_path / "resumed" / "model.pt")
+    assert max_weight_difference(straight, resumed) <= 1e-6
+
+
+def test_image_data_needs_a_video_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = synthetic_data()
+    code = train_cli(*MINI, "--data", data, "--image-data", data, "--train", "decoder", "--out", tmp_path / "a")
+    assert code == 2 and "--image-data" in capsys.readouterr().err
+    code = train_cli(*MINI, "--data", data, "--data-format", "images", "--image-data", data, "--train", "all",
+                     "--steps", "1", "--out", tmp_path / "b")
+    assert code == 1 and "--data must be videos" in capsys.readouterr().err

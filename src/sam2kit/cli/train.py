@@ -94,6 +94,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     data.add_argument("--data-format", choices=("auto", "images", "coco", "video"),
                       help="layout of --data (default: auto, told from the files)")
     data.add_argument("--coco-images", metavar="DIR", help="the images folder of a COCO JSON")
+    data.add_argument("--image-data", metavar="PATH",
+                      help="still images (image folder or COCO) mixed into a video run (--train memory / all), "
+                           "as SAM 2 mixes SA-1B with SA-V")
+    data.add_argument("--image-share", metavar="F", type=common.fraction,
+                      help="share of the steps that are image steps with --image-data (default 0.5)")
+    data.add_argument("--image-batch-size", metavar="B", type=common.positive_int,
+                      help="images per micro-batch of an image step (default: --batch-size)")
     data.add_argument("--val-fraction", metavar="F", type=common.fraction,
                       help="share of the items (videos) held out for validation (default 0.1)")
     data.add_argument("--num-frames", metavar="N", type=common.positive_int,

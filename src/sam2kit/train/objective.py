@@ -38,7 +38,8 @@ class TrainingObjective(nn.Module):
 
     Args:
         model: the model (its trainable parameters are this module's).
-        kind: ``"images"`` or ``"video"`` samples.
+        kind: ``"images"`` or ``"video"``: the run's samples (a video run may mix in still
+            images: each sample is trained as what it is).
         prompts: the prompt simulation's options.
         loss_fn: the loss (terms summed over samples, each divided by ``num_objects``).
         encoder_trains: frame features need gradients.
@@ -84,18 +85,23 @@ class TrainingObjective(nn.Module):
         """
         device = self.model.device
         samples = [item for item in items if num_objects_of(item) > 0]
+        stills = [item for item in samples if item.sample.masks.ndim == 3]  # a mixed run's image steps
         results: list[LossTerms] = []
-        if self.kind == "images" and samples:
-            images = torch.stack([item.sample.image for item in samples])
-            features = self._features([item.sample.name for item in samples], images)
-            for item, feats in zip(samples, features, strict=True):
+        if stills:
+            images = torch.stack([item.sample.image for item in stills])
+            features = self._features([item.sample.name for item in stills], images)
+            for item, feats in zip(stills, features, strict=True):
                 results.append(
                     image_sample_loss(
                         self.model, feats, item.sample.masks.to(device), self.prompts,
                         prompt_generator(self.seed, item.epoch, item.index), self.loss_fn, num_objects,
                     )
                 )
-        for item in samples if self.kind == "video" else []:
+        for item in samples:
+            if item.sample.masks.ndim != 4:
+                continue
+            if self.engine is None:
+                raise ValueError("a video clip in a run of still images")
             clip = item.sample
             keys = [f"{clip.name}/{frame}" for frame in clip.frame_names]
             features = self._features(keys, clip.frames)

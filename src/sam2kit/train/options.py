@@ -14,6 +14,7 @@ the weights (model, data, schedule, seeds), not where or how fast the run goes.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -26,6 +27,7 @@ __all__ = [
     "PRECISIONS",
     "TrainOptions",
     "RUN_CONFIG_EXCLUDED",
+    "image_steps_before",
 ]
 
 #: What ``--train`` accepts: the SAM heads; the heads plus the memory; everything.
@@ -39,6 +41,11 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 RUN_CONFIG_EXCLUDED = frozenset(
     {"out", "resume", "stop_after", "eval_every", "val_max", "save_every", "workers", "device", "progress", "act_ckpt"}
 )
+
+
+def image_steps_before(step: int, share: float) -> int:
+    """Image steps among steps ``0 .. step - 1`` of a run mixing a ``share`` of image steps."""
+    return math.floor(step * share)
 
 
 def _fail(name: str, problem: str) -> NoReturn:
@@ -82,6 +89,11 @@ class TrainOptions:
         resume: continue the run in ``out`` from its ``last.ckpt``.
         data_format: ``"auto"`` or the layout of ``data``; coco_images: the COCO images folder
             (default: ``images/`` beside the JSON, else the JSON's folder).
+        image_data: still images (an image folder or COCO) mixed into a video run (``data`` videos,
+            ``train`` memory or all), as SAM 2 trains on SA-1B images beside SA-V videos: a share
+            ``image_share`` of the steps are image steps of ``image_batch_size`` images (None:
+            ``batch_size``), spread evenly (step s is an image step when
+            ``floor((s + 1) * share) > floor(s * share)``). Validation scores both.
         val_fraction: share of the items (videos) held out for validation.
         num_frames: frames per training clip; max_objects: objects per sample (a random choice).
         augment: flip / affine / colour augmentation (not with cached features: see ``cache``).
@@ -124,6 +136,9 @@ class TrainOptions:
     resume: bool = False
     data_format: str = "auto"
     coco_images: str | None = None
+    image_data: str | None = None
+    image_share: float = 0.5
+    image_batch_size: int | None = None
     val_fraction: float = 0.1
     num_frames: int = 8
     max_objects: int = 3
@@ -161,6 +176,12 @@ class TrainOptions:
             _fail("stop_after", f"must be >= 1, got {self.stop_after}")
         if self.drop_path is not None and not 0 <= self.drop_path < 1:
             _fail("drop_path", f"must be in [0, 1), got {self.drop_path}")
+        if not 0 < self.image_share < 1:
+            _fail("image_share", f"must be in (0, 1), got {self.image_share}")
+        if self.image_batch_size is not None and self.image_batch_size < 1:
+            _fail("image_batch_size", f"must be >= 1, got {self.image_batch_size}")
+        if self.image_data is not None and self.train == "decoder":
+            _fail("image_data", "mixes still images into video training: use it with train 'memory' or 'all'")
         if not 0 <= self.val_fraction < 1:
             _fail("val_fraction", f"must be in [0, 1), got {self.val_fraction}")
         if self.checkpoint is None and self.config is None:
@@ -213,6 +234,17 @@ class TrainOptions:
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in RUN_CONFIG_EXCLUDED}
         values["world_size"] = world_size
         return values
+
+    @property
+    def images_batch(self) -> int:
+        """Images per micro-batch of an image step (mixed runs)."""
+        return self.image_batch_size if self.image_batch_size is not None else self.batch_size
+
+    def is_image_step(self, step: int) -> bool:
+        """Whether step ``step`` (from 0) of a mixed run trains on still images."""
+        return self.image_data is not None and image_steps_before(step + 1, self.image_share) > image_steps_before(
+            step, self.image_share
+        )
 
     def replace(self, **changes: Any) -> TrainOptions:
         return dataclasses.replace(self, **changes)

@@ -20,7 +20,7 @@ from .data.augment import DEFAULT_AUGMENT
 from .data.common import Split
 from .options import TrainOptions
 
-__all__ = ["TrainingData", "detect_format", "open_training_data"]
+__all__ = ["TrainingData", "detect_format", "open_image_data", "open_training_data"]
 
 _EXPECTED = (
     "expected DIR/images + DIR/masks (image + mask pairs), a COCO JSON file (or a folder with one), "
@@ -148,3 +148,22 @@ def open_training_data(options: TrainOptions, image_size: int) -> TrainingData:
         "val_names": [] if val is None else list(val.names),
     })
     return TrainingData(kind_of_samples, train, val, summary)
+
+
+def open_image_data(options: TrainOptions, image_size: int) -> TrainingData | None:
+    """The still images that ``options.image_data`` mixes into a video run (None without them).
+
+    Raises:
+        DataError: ``image_data`` holds no image layout (one line naming it and what is expected).
+    """
+    if options.image_data is None:
+        return None
+    # The same run, on the images: a frozen encoder stays frozen (decoder), a trained one trains.
+    alone = options.replace(
+        data=options.image_data, image_data=None, data_format="auto",
+        train="all" if options.train == "all" else "decoder",
+    )
+    data = open_training_data(alone, image_size)
+    if data.kind != "images":
+        raise DataError(f"{options.image_data}: --image-data must be still images; {_EXPECTED}")
+    return data

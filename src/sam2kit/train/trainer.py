@@ -37,7 +37,7 @@ from .losses import SAM2Loss
 from .model_setup import TrainingModel, build_training_model, resolve_training_config
 from .objective import TERM_NAMES, TrainingObjective, num_objects_of
 from .optim import build_optimizer, lr_factor, parameter_groups, set_learning_rates, trainable_parameters
-from .options import TrainOptions
+from .options import TrainOptions, image_steps_before
 from .prompts import PromptOptions
 from .run_files import (
     CHECKPOINT_FORMAT,
@@ -53,7 +53,7 @@ from .run_files import (
     save_torch,
     set_rng_state,
 )
-from .sources import TrainingData, open_training_data
+from .sources import TrainingData, open_image_data, open_training_data
 from .validate import validate_images, validate_videos
 
 __all__ = ["TrainResult", "train"]
@@ -132,7 +132,11 @@ class _Run:
                 f"{self.last_path}: this folder already holds a run; pass --resume to continue it, or another --out"
             )
         # The data first: its errors come before a checkpoint is loaded.
-        self.data: TrainingData = open_training_data(options, resolve_training_config(options).image_size)
+        image_size = resolve_training_config(options).image_size
+        self.data: TrainingData = open_training_data(options, image_size)
+        self.image_data: TrainingData | None = open_image_data(options, image_size)
+        if self.image_data is not None and self.data.kind != "video":
+            raise DataError(f"{options.data}: --image-data mixes still images into a video run; --data must be videos")
         self.setup: TrainingModel = build_training_model(options, env.device)
         self.model = self.setup.model
         self.run_config = options.run_config(env.world_size)
@@ -169,11 +173,19 @@ class _Run:
             # Prompts decide which weights a sample uses (a box never touches the point
             # embeddings, a mask prompt skips the decoder): unused parameters are normal.
             self.forward = torch.nn.parallel.DistributedDataParallel(self.objective, find_unused_parameters=True)
+        # A mixed run's video and image steps each read their own stream, from where it stands.
+        share = options.image_share if self.image_data is not None else 0.0
+        images_done = image_steps_before(self.start_step, share)
+        images_total = image_steps_before(options.steps, share)
         self.sampler = ShardedSteps(
             batch_size=options.batch_size, accumulate=options.accumulate, rank=env.rank,
-            world_size=env.world_size, start_step=self.start_step, steps=options.steps,
+            world_size=env.world_size, start_step=self.start_step - images_done, steps=options.steps - images_total,
         )
         self.order = DataOrder(len(self.data.train), options.seed)  # type: ignore[arg-type]
+        self.image_sampler = ShardedSteps(
+            batch_size=options.images_batch, accumulate=options.accumulate, rank=env.rank,
+            world_size=env.world_size, start_step=images_done, steps=images_total,
+        )
         self.steps_per_epoch = max(1, math.ceil(len(self.data.train) / self.sampler.global_batch))  # type: ignore[arg-type]
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -206,6 +218,10 @@ class _Run:
             },
             "data": {**summary, "train_names": self.data.summary["train_names"][:1000],
                      "val_names": self.data.summary["val_names"][:1000]},
+            "image_data": None if self.image_data is None else {
+                **{k: v for k, v in self.image_data.summary.items() if not k.endswith("_names")},
+                "share_of_steps": self.options.image_share, "batch_size": self.options.images_batch,
+            },
             "schedule": {"global_batch": self.sampler.global_batch, "steps_per_epoch": self.steps_per_epoch,
                          "lr": self.options.peak_lr, "encoder_lr": self.options.peak_encoder_lr,
                          "warmup_steps": self.options.warmup_steps},
@@ -241,10 +257,12 @@ class _Run:
 
     # ------------------------------------------------------------------ steps
     def _validate(self, step: int, log: LogWriter | None) -> None:
-        dataset = self.data.val
-        if dataset is not None and self.options.val_max > 0 and self.env.is_main:
-            run = validate_images if self.data.kind == "images" else validate_videos
-            figures = run(self.model, dataset, max_items=self.options.val_max, seed=self.options.seed)
+        if self.options.val_max > 0 and self.env.is_main:
+            figures: dict[str, float] = {}
+            for data in (self.data, self.image_data):
+                if data is not None and data.val is not None:
+                    run = validate_images if data.kind == "images" else validate_videos
+                    figures.update(run(self.model, data.val, max_items=self.options.val_max, seed=self.options.seed))
             if figures:
                 self.validation = {"step": step, **figures}
                 if log is not None:
@@ -301,6 +319,10 @@ class _Run:
             log = LogWriter(self.out / LOG_FILE, resume_at=self.start_step if options.resume else None)
         self._run_json("running", self.start_step, 0.0)
         loader = iter(make_loader(self.data.train, self.order, self.sampler, options.workers))
+        image_loader = None
+        if self.image_data is not None:
+            image_order = DataOrder(len(self.image_data.train), options.seed)  # type: ignore[arg-type]
+            image_loader = iter(make_loader(self.image_data.train, image_order, self.image_sampler, options.workers))
         progress = _progress(options, env, self.start_step)
         step, status, signal_name = self.start_step, "finished", None
         try:
@@ -310,7 +332,8 @@ class _Run:
                         status = "stopped"
                         break
                     tick = time.perf_counter()
-                    micro_batches = [next(loader) for _ in range(options.accumulate)]
+                    source = image_loader if image_loader is not None and options.is_image_step(step) else loader
+                    micro_batches = [next(source) for _ in range(options.accumulate)]
                     row = self._step(step, micro_batches)
                     step += 1
                     row["samples_per_s"] = row.pop("samples") / max(time.perf_counter() - tick, 1e-9)
