@@ -21,6 +21,7 @@ RECORDING is a recording folder as the device exports it, told by its content:
   Pupil Cloud "Timeseries Data + Scene Video" export (gaze.csv, world_timestamps.csv, the .mp4, ...),
   Pupil Player recording (world.mp4, world_timestamps.npy, exports/<n>/gaze_positions.csv),
   Tobii Pro Glasses 3 recording (recording.g3, scenevideo.mp4, gazedata.gz),
+  Tobii Pro Glasses 2 recording or segment (segments/<n>/livedata.json.gz, fullstream.mp4),
   native Neon recording (needs pip install pupil-labs-neon-recording);
 or any tracker's gaze CSV with --video and the column options (generic CSV).
 

@@ -6,6 +6,7 @@
 - Pupil Cloud "Timeseries Data + Scene Video" export (:mod:`.pupil_cloud`),
 - Pupil Player export of a Pupil Core recording (:mod:`.pupil_player`),
 - Tobii Pro Glasses 3 recording (:mod:`.tobii`),
+- Tobii Pro Glasses 2 recording or one of its segments (:mod:`.tobii_g2`),
 - native Neon recording through ``pupil-labs-neon-recording`` (:mod:`.neon`),
 - any tracker's CSV with the columns named by the caller (:func:`read_generic_csv`).
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import neon, pupil_cloud, pupil_player, tobii
+from . import neon, pupil_cloud, pupil_player, tobii, tobii_g2
 from .generic_csv import COORDINATES, TIME_UNITS, read_generic_csv
 from .recording import (
     REASONS,
@@ -49,6 +50,7 @@ FORMATS = {
     "pupil_cloud": pupil_cloud.NEEDS,
     "pupil_player": pupil_player.NEEDS,
     "tobii_g3": tobii.NEEDS,
+    "tobii_g2": tobii_g2.NEEDS,
     "neon": neon.NEEDS,
 }
 
@@ -70,6 +72,8 @@ def detect_format(folder: str | Path) -> str:
             return "pupil_player"
         if tobii.is_tobii_g3(folder):
             return "tobii_g3"
+        if tobii_g2.is_tobii_g2(folder):
+            return "tobii_g2"
         if neon.is_neon(folder):
             return "neon"
     needs = "; ".join(f"{name}: {files}" for name, files in FORMATS.items())
@@ -93,4 +97,6 @@ def read_recording(folder: str | Path) -> Recording:
         return pupil_player.read_pupil_player(folder)
     if kind == "tobii_g3":
         return tobii.read_tobii_g3(folder)
+    if kind == "tobii_g2":
+        return tobii_g2.read_tobii_g2(folder)
     return neon.read_neon(folder)

@@ -4,7 +4,8 @@ A :class:`Recording` holds the scene video (a file or frame folder), the time of
 the gaze samples, the recording's own fixations (if it has any), its events and the scene camera.
 All times are in seconds from the first scene frame (``time_s``); each sample also keeps the
 recording's own timestamp value unchanged (``timestamp``: nanoseconds for Pupil Cloud, seconds of
-Pupil time for Pupil Player, seconds from the recording start for Tobii, ...).
+Pupil time for Pupil Player, seconds from the recording start for Tobii Glasses 3, device
+microseconds for Tobii Glasses 2, ...).
 
 Samples are never dropped. A sample that cannot be used is kept with ``valid = False`` and the
 reason (:data:`REASONS`); each sample is matched to the scene frame nearest in time (``frame``),
@@ -137,7 +138,8 @@ class Recording:
     """One eye-tracking recording as its device exported it.
 
     Attributes:
-        format: ``"pupil_cloud"``, ``"pupil_player"``, ``"tobii_g3"``, ``"neon"`` or ``"generic_csv"``.
+        format: ``"pupil_cloud"``, ``"pupil_player"``, ``"tobii_g3"``, ``"tobii_g2"``, ``"neon"`` or
+            ``"generic_csv"``.
         path: the folder (or file) it was read from. video: the scene video file.
         frame_times_s: ``(T,)`` time of each scene frame, seconds from the first (``frame_times_s[0] == 0``).
         samples / fixations (None: the recording has none) / events (``(time_s, name)``) / camera.
