@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -95,6 +95,16 @@ def require_reference() -> Any:
     import sam2
 
     return sam2
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Small models run fastest on one intra-op thread (no oversubscription on busy CI machines):
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")`` in a module."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

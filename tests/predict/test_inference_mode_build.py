@@ -8,7 +8,7 @@ the same seed, so all three hold the same weights. The module runs in a few seco
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -31,12 +31,7 @@ MODES: dict[str, Callable[[], Any]] = {
 HEIGHT, WIDTH, NUM_FRAMES = 48, 64, 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @cache

@@ -30,13 +30,7 @@ MASK_MISMATCH_MAX = 5e-4  # 0.05 % of the pixels
 HEIGHT, WIDTH = 120, 160
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small models run fastest on one intra-op thread (no oversubscription on busy CI machines)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @cache

@@ -90,7 +90,7 @@ def _track_clip(model: SAM2Model, frames: np.ndarray, masks: np.ndarray) -> np.n
     """``(T, N, H, W)`` bool masks of the N objects tracked from one click each on frame 0."""
     from ..predict.video import VideoPredictor
 
-    predictor = VideoPredictor(model)
+    predictor = VideoPredictor(model, show_progress=False)
     state = predictor.init_state(frames)
     for index, mask in enumerate(masks[0]):
         predictor.add_new_points_or_box(state, frame_idx=0, obj_id=index + 1, points=[interior_point(mask)], labels=[1])
