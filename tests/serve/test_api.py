@@ -34,7 +34,7 @@ def test_info_health_openapi_and_ui(make_client) -> None:  # type: ignore[no-unt
     assert client.get("/docs").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and '<script type="module" src="/static/app.js">' in page.text
-    for asset in ("app.js", "api.js", "rle.js", "view.js", "colors.js", "objects.js", "style.css"):
+    for asset in ("app.js", "api.js", "rle.js", "view.js", "colors.js", "objects.js", "recording.js", "style.css"):
         assert client.get(f"/static/{asset}").status_code == 200, asset
 
 

@@ -107,7 +107,7 @@ class TrainingObjective(nn.Module):
             features = self._features(keys, clip.frames)
             results.append(
                 clip_sample_loss(
-                    self.model, self.engine, features.__getitem__, clip.masks.to(device), self.prompts,  # type: ignore[arg-type]
+                    self.model, self.engine, features.__getitem__, clip.masks.to(device), self.prompts,
                     prompt_generator(self.seed, item.epoch, item.index), self.loss_fn, num_objects,
                 )
             )
