@@ -1,8 +1,8 @@
 """The FastAPI application: shared context, authentication, JSON errors, info routes and the UI.
 
 :func:`create_app` builds the app around an already loaded model (loaded once per process by
-:func:`sam2kit.serve.run_server`); the image and video routes live in :mod:`.image_routes` and
-:mod:`.video_routes`.
+:func:`sam2kit.serve.run_server`); the image, video and eye-tracking recording routes live in
+:mod:`.image_routes`, :mod:`.video_routes` and :mod:`.recording_routes`.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _authorized(request: Request, token: str) -> bool:
 
 def create_app(settings: ServeSettings, loaded: LoadedModel) -> FastAPI:
     """The service around ``loaded`` (the process's one model) with ``settings``."""
-    from . import image_routes, video_routes
+    from . import image_routes, recording_routes, video_routes
 
     try:  # masks travel as COCO RLE: fail at start, not at the first click
         import pycocotools.mask  # noqa: F401
@@ -192,6 +192,7 @@ def create_app(settings: ServeSettings, loaded: LoadedModel) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(image_routes.router)
     app.include_router(video_routes.router)
+    app.include_router(recording_routes.router)
     return app
 
 

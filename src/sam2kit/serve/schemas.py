@@ -6,7 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AutomaticRequest", "ObjectPrompt", "OpenVideo", "PropagateRequest", "RenameObject", "VideoPrompt"]
+__all__ = [
+    "AutomaticRequest",
+    "GazeMappingRequest",
+    "ObjectPrompt",
+    "OpenRecording",
+    "OpenVideo",
+    "PropagateRequest",
+    "RenameObject",
+    "VideoPrompt",
+]
 
 Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
 Label = Literal[0, 1]
@@ -62,3 +71,27 @@ class AutomaticRequest(_Body):
     stability_score_thresh: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
     max_masks: Annotated[int, Field(ge=1, le=255)] = 64
     add_objects: bool = True
+
+
+MediaPath = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class OpenRecording(_Body):
+    """An eye-tracking recording folder (Pupil Cloud export, Pupil Player, Tobii Pro Glasses 3, native
+    Neon; told by its content), relative to the server's media root."""
+
+    path: MediaPath
+
+
+class GazeMappingRequest(_Body):
+    """Map the recording's gaze onto its AOIs: the session's prompted objects (tracked through the
+    video first), or with ``aoi_masks`` a folder of palette PNGs under the media root (``00000.png``
+    per scene frame, pixel value = AOI id; names from the JSON ``aoi_names``, ``{"1": "cup"}``).
+
+    ``tolerance``: how near a mask the gaze may fall and still hit it: ``"20px"``, ``"1.5deg"``
+    (needs the scene camera intrinsics) or a number of pixels.
+    """
+
+    tolerance: Annotated[str, Field(min_length=1, max_length=32)] = "0px"
+    aoi_masks: MediaPath | None = None
+    aoi_names: MediaPath | None = None

@@ -1,7 +1,8 @@
-// The annotation UI: open an image or a video, prompt objects, propagate, export.
+// The annotation UI: open an image, a video or a recording (recording.js), prompt objects, propagate, export.
 import * as api from "./api.js";
 import { decodeRle } from "./rle.js";
 import { renderObjectList } from "./objects.js";
+import { createRecordingMode } from "./recording.js";
 import { drawOverlay, drawPicture, drawTimeline, fitStage, sizeCanvases } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -342,6 +343,7 @@ function render() {
     masks: state.masks.get(state.kind === "video" ? state.frame : 0), objects: state.objects,
     selected: state.selected, prompt: state.selected !== null ? currentPrompt() : null, dragBox: drag,
   });
+  recording.draw(ui.overlay);
 }
 
 function layout() {
@@ -390,6 +392,7 @@ $("propagate-back").addEventListener("click", () => propagate("backward"));
 ui.cancel.addEventListener("click", cancel);
 for (const button of document.querySelectorAll("[data-mode]")) button.addEventListener("click", () => setMode(button.dataset.mode));
 for (const button of document.querySelectorAll("[data-export]")) button.addEventListener("click", () => exportAs(button.dataset.export));
+const recording = createRecordingMode({ state, ui, run, setStatus, reset, showFrame, refreshSession, renderObjects });
 window.addEventListener("resize", layout);
 document.body.dataset.pending = "0";
 loadInfo();
