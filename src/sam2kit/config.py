@@ -19,6 +19,8 @@ __all__ = [
     "HUB_IDS",
     "MINI_NAME",
     "EXTRA_PRESETS",
+    "BUNDLED",
+    "bundled_name",
     "get_config",
     "config_from_yaml",
     "list_presets",
@@ -179,7 +181,7 @@ MINI_NAME = "sam2kit-mini"
 #: Presets of sam2kit's own models, beside the official ones. ``sam2kit-mini`` is SAM 2.1 made
 #: narrow, small enough to train on a CPU: 256 px input, a Hiera trunk of width 24 with stages
 #: (1, 2, 4, 1) (block 5 global; at 256 px the last two stages' windows are whole maps), a 64-wide
-#: neck / decoder / memory attention (2 layers, FFN 256) and 32-wide memories; 2.07 M parameters.
+#: neck / decoder / memory attention (2 layers, FFN 256, no dropout) and 32-wide memories; 2.07 M parameters.
 #: Every behaviour flag keeps its SAM 2.1 value, so it tracks with the same engine and options.
 EXTRA_PRESETS: dict[str, SAM2Config] = {
     MINI_NAME: SAM2Config(
@@ -197,8 +199,22 @@ EXTRA_PRESETS: dict[str, SAM2Config] = {
         mem_dim=32,
         memory_attention_layers=2,
         memory_attention_ffn_dim=256,
+        # Trained on a CPU: no memory-attention dropout (it makes attention 6x slower there and a
+        # model this small on synthetic scenes does not need it). Inference is the same either way.
+        memory_attention_dropout=0.0,
     )
 }
+
+#: Models whose weights ship inside the package: name -> weights file under ``sam2kit/weights/``
+#: (official layout). They load offline by name: ``--checkpoint sam2kit-mini``,
+#: ``from_pretrained("sam2kit-mini")``.
+BUNDLED: dict[str, str] = {MINI_NAME: "sam2kit_mini.pt"}
+
+
+def bundled_name(name: object) -> str | None:
+    """The bundled model ``name`` refers to (``"sam2kit-mini"`` or ``"sam2kit_mini"``), or None."""
+    key = str(name).strip().replace("_", "-")
+    return key if key in BUNDLED else None
 
 _ALIASES = {"t": "tiny", "s": "small", "b+": "base_plus", "b": "base_plus", "l": "large"}
 

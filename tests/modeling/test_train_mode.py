@@ -26,8 +26,9 @@ NUM_FRAMES = 8
 
 # ----------------------------------------------------------------------------- helpers
 def _config(**changes: object) -> SAM2Config:
-    """The narrow ``sam2kit-mini`` preset (256 px, 2 memory-attention layers): fast on a CPU."""
-    return get_config("sam2kit-mini").replace(**changes)
+    """The narrow ``sam2kit-mini`` preset (256 px, 2 memory-attention layers), fast on a CPU, with
+    the official memory-attention dropout (0.1) unless told otherwise."""
+    return get_config("sam2kit-mini").replace(**{"memory_attention_dropout": 0.1, **changes})
 
 
 def _model(config: SAM2Config, state: dict[str, torch.Tensor] | None = None) -> SAM2Model:
