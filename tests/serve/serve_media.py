@@ -1,4 +1,5 @@
-"""Small test media for the service tests: a PNG with a bright square, a short MP4."""
+"""Small test media for the service tests (a PNG with a bright square, a short MP4), and a reader of
+server-sent event streams."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["png_bytes", "write_video"]
+__all__ = ["png_bytes", "sse_events", "write_video"]
 
 
 def png_bytes(height: int = 48, width: int = 64, seed: int = 0) -> bytes:
@@ -33,3 +34,19 @@ def write_video(path: Path, frames: int = 4, height: int = 48, width: int = 64) 
             pixels[14:34, x : x + 20] = (230, 60, 60)
             writer.write(pixels)
     return path
+
+
+def sse_events(client, url: str) -> list[tuple[str | None, dict]]:  # type: ignore[no-untyped-def]
+    """The (event name, JSON data) pairs of a server-sent event stream, read to its end."""
+    import json
+
+    events = []
+    with client.stream("GET", url) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line[5:])))
+    return events

@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 from PIL import Image
+from serve_media import sse_events
 
 from sam2kit.io.masks import coco_rle_to_mask, mask_to_box_xywh
 
@@ -121,18 +122,6 @@ def test_automatic_masks_become_objects(make_client, make_png) -> None:  # type:
     assert [o["obj_id"] for o in objects] == [m["obj_id"] for m in found]
 
 
-def _events(client, url: str) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
-    events = []
-    with client.stream("GET", url) as stream:
-        assert stream.headers["content-type"].startswith("text/event-stream")
-        name = None
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                events.append((name, json.loads(line[5:])))
-    return events
-
 
 def test_video_prompts_propagation_and_exports(make_client, make_video, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from pycocotools.coco import COCO
@@ -155,7 +144,7 @@ def test_video_prompts_propagation_and_exports(make_client, make_video, tmp_path
     frame5 = client.put(f"/v1/videos/{sid}/prompts", json={"frame": 5, "obj_id": 2, "box": [25, 10, 55, 40]}).json()
     assert [o["obj_id"] for o in frame5["objects"]] == [1, 2]
     assert client.post(f"/v1/videos/{sid}/propagate", json={"direction": "both", "start_frame": 2}).status_code == 202
-    events = _events(client, f"/v1/videos/{sid}/propagate/events")
+    events = sse_events(client, f"/v1/videos/{sid}/propagate/events")
     assert events[-1][0] == "end" and events[-1][1]["status"] == "done"
     done = [data["done"] for _, data in events]
     assert done == sorted(done) and done[-1] == events[-1][1]["total"] == 6

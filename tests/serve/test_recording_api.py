@@ -6,7 +6,6 @@ per-frame gaze, timeline, exports, cancel and the error replies."""
 from __future__ import annotations
 
 import io
-import json
 import sys
 import zipfile
 from pathlib import Path
@@ -18,6 +17,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed: pip ins
 pytest.importorskip("pandas", reason="the gaze job needs pandas")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gaze"))  # the gaze tests' recording writers
 from gaze_helpers import Truth, make_truth, write_masks, write_pupil_cloud  # noqa: E402
+from serve_media import sse_events  # noqa: E402
 
 from sam2kit.io.masks import coco_rle_to_mask  # noqa: E402
 
@@ -41,18 +41,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Truth]:
     (broken / "gaze.csv").write_text("\n".join(gaze[:5] + [",".join(cells)] + gaze[6:]) + "\n")
     return root, truth
 
-
-def _events(client, url: str) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
-    events = []
-    with client.stream("GET", url) as stream:
-        assert stream.headers["content-type"].startswith("text/event-stream")
-        name = None
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                events.append((name, json.loads(line[5:])))
-    return events
 
 
 def _open(client, path: str = "rec") -> dict:  # type: ignore[no-untyped-def]
@@ -108,7 +96,7 @@ def test_clicked_aoi_mapping_equals_the_python_api(make_client, media, loaded_mo
     started = client.post(f"/v1/recordings/{sid}/mapping", json={"tolerance": "3px"})
     assert started.status_code == 202, started.text
     assert started.json()["kind"] == "gaze_mapping" and started.json()["total"] == 75 + 75
-    events = _events(client, f"/v1/recordings/{sid}/mapping/events")
+    events = sse_events(client, f"/v1/recordings/{sid}/mapping/events")
     assert events[-1][0] == "end" and events[-1][1]["status"] == "done", events[-1]
     assert events[-1][1]["done"] == events[-1][1]["total"] == 150 and events[-1][1]["tolerance_px"] == 3.0
     assert client.get(f"/v1/recordings/{sid}/mapping").json()["status"] == "done"
@@ -159,7 +147,7 @@ def test_mask_folder_mapping_equals_the_python_api(make_client, media, tmp_path:
     sid = _open(client)["session_id"]
     body = {"aoi_masks": "masks", "aoi_names": "names.json", "tolerance": "0.5deg"}
     assert client.post(f"/v1/recordings/{sid}/mapping", json=body).status_code == 202
-    end = _events(client, f"/v1/recordings/{sid}/mapping/events")[-1][1]
+    end = sse_events(client, f"/v1/recordings/{sid}/mapping/events")[-1][1]
     assert end["status"] == "done" and end["aoi_source"] == "aoi_masks" and end["total"] == 75
     aois = MaskFolderAOIs(root / "masks", load_names(root / "names.json"))
     expected = analyse_gaze(read_recording(root / "rec"), aois, tolerance="0.5deg")
