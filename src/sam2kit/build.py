@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .checkpoints import infer_config, infer_config_from_file, load_state_dict_checked, read_state_dict, resolve_device
-from .config import HUB_IDS, SAM2Config, config_from_yaml, get_config, list_presets
+from .config import HUB_IDS, SAM2Config, bundled_name, config_from_yaml, get_config, list_presets
 from .modeling.sam2 import SAM2Model
 
 #: The model built when neither a config nor a checkpoint is given.
@@ -103,7 +103,7 @@ def resolve_config(config: str | Path | SAM2Config | None, checkpoint: str | Pat
             raise FileNotFoundError(f"config file not found: {text}") from None
     if checkpoint is None:
         raise ValueError("config needed: there is no checkpoint to tell it from")
-    if str(checkpoint) in HUB_IDS:
+    if str(checkpoint) in HUB_IDS or bundled_name(checkpoint):
         return get_config(str(checkpoint))
     if Path(checkpoint).expanduser().is_file():
         return infer_config_from_file(Path(checkpoint).expanduser())
@@ -188,12 +188,15 @@ def from_pretrained(
     local_files_only: bool = False,
     precision: str | torch.dtype = "fp32",
 ) -> SAM2Model:
-    """Build a model from a Hugging Face hub id (one of the eight official repositories).
+    """Build a model from a Hugging Face hub id (one of the eight official repositories) or the name
+    of a model shipped in the package (``"sam2kit-mini"``, offline).
 
-    The checkpoint is fetched once with huggingface_hub and cached. Offline and uncached, a
+    A hub checkpoint is fetched once with huggingface_hub and cached. Offline and uncached, a
     :class:`~sam2kit.checkpoints.CheckpointDownloadError` says how to get the file or pass a local one.
     """
-    from .checkpoints import download_checkpoint
+    from .checkpoints import bundled_checkpoint, download_checkpoint
 
+    if bundled_name(model_id):
+        return build_model(model_id, checkpoint=bundled_checkpoint(model_id), device=device, precision=precision)
     path = download_checkpoint(model_id, cache_dir=cache_dir, local_files_only=local_files_only)
     return build_model(model_id, checkpoint=path, device=device, precision=precision)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .config import SAM2Config
     from .modeling.sam2 import SAM2Model
 
-__all__ = ["DEFAULT_CHECKPOINT", "LoadedModel", "ModelSpec", "ModelSpecError", "load_model"]
+__all__ = ["DEFAULT_CHECKPOINT", "LoadedModel", "ModelSpec", "ModelSpecError", "checkpoint_kind", "load_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +99,10 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             checkpoint that cannot be downloaded (``CheckpointDownloadError``).
     """
     from .build import build_model, resolve_config, resolve_precision
-    from .checkpoints import download_checkpoint, resolve_device
-    from .config import HUB_IDS, list_presets
+    from .checkpoints import bundled_checkpoint, download_checkpoint, resolve_device
+    from .config import list_presets
 
-    kind = _checkpoint_kind(spec.checkpoint, HUB_IDS)
+    kind = checkpoint_kind(spec.checkpoint)
     if kind == "none" and spec.config is None:
         raise ModelSpecError(
             "config needed: without a checkpoint (random weights) the config says which model to build",
@@ -139,6 +139,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     if kind == "hub":
         logger.info("fetching %s from the Hugging Face hub (cached after the first time)", spec.checkpoint)
         path = download_checkpoint(str(spec.checkpoint))
+    elif kind == "bundled":
+        path = bundled_checkpoint(str(spec.checkpoint))
     elif kind == "file":
         path = Path(spec.checkpoint).expanduser()  # type: ignore[arg-type]
     logger.info("loading %s (%s, %dpx) on %s", path or "random weights", cfg.name, cfg.image_size, device)
@@ -147,25 +149,29 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     return LoadedModel(model=model, spec=spec, config=cfg, device=device)
 
 
-def _checkpoint_kind(checkpoint: str | Path | None, hub_ids: dict[str, Any]) -> str:
-    """``"file"``, ``"hub"`` or ``"none"``.
+def checkpoint_kind(checkpoint: str | Path | None) -> str:
+    """``"file"``, ``"hub"``, ``"bundled"`` (a model shipped in the package) or ``"none"``.
 
     Raises:
-        ModelSpecError: a folder, or neither an existing file nor an official hub id.
+        ModelSpecError: a folder, or neither an existing file, an official hub id nor a bundled model.
     """
+    from .config import BUNDLED, HUB_IDS, bundled_name
+
     if checkpoint is None:
         return "none"
     local = Path(checkpoint).expanduser()
     if local.is_file():
         return "file"
-    if str(checkpoint) in hub_ids:
+    if str(checkpoint) in HUB_IDS:
         return "hub"
+    if bundled_name(checkpoint):
+        return "bundled"
     if local.is_dir():
         raise ModelSpecError(
             f"checkpoint {checkpoint} is a folder; pass the checkpoint file inside it", argument="checkpoint"
         )
     raise ModelSpecError(
-        f"checkpoint {str(checkpoint)!r} not found: it is neither an existing file nor an official hub id "
-        f"({', '.join(sorted(hub_ids))})",
+        f"checkpoint {str(checkpoint)!r} not found: it is neither an existing file, an official hub id "
+        f"({', '.join(sorted(HUB_IDS))}) nor a bundled model ({', '.join(sorted(BUNDLED))})",
         argument="checkpoint",
     )

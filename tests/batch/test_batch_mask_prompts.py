@@ -18,12 +18,12 @@ from sam2kit.io.masks import coco_rle_to_mask, load_palette_png, save_mask_png
 from sam2kit.model_spec import LoadedModel, ModelSpec, load_model
 from sam2kit.pipelines.mask_prompts import MASK_PROMPT_LOGIT
 
-IMAGE_HW, VIDEO_HW = (96, 128), (64, 80)  # of the images and videos that tests/batch/conftest.py makes
+IMAGE_HW = VIDEO_HW = (128, 128)  # of the images and videos that tests/batch/conftest.py makes
 
 
 @pytest.fixture(scope="module")
 def loaded(batch_data) -> LoadedModel:
-    return load_model(ModelSpec(checkpoint=batch_data.checkpoint, config="sam2kit-mini", device="cpu"))
+    return load_model(ModelSpec(checkpoint="sam2kit-mini", device="cpu"))
 
 
 def _rectangle(hw: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
@@ -50,7 +50,7 @@ def test_an_image_mask_prompt_becomes_the_predictors_mask_input(batch_data, load
         return real_predict(self, *args, **kwargs)
 
     monkeypatch.setattr(ImagePredictor, "predict", spy)
-    save_mask_png(tmp_path / "masks" / "obj1.png", _rectangle(IMAGE_HW, (0, 0, 64, 48)))  # the top-left quarter
+    save_mask_png(tmp_path / "masks" / "obj1.png", _rectangle(IMAGE_HW, (0, 0, 64, 64)))  # the top-left quarter
     save_mask_png(tmp_path / "masks" / "obj2.png", _rectangle(IMAGE_HW, (100, 10, 124, 40)))
     entry = {"id": "m", "image": str(batch_data.root / "img0.png"),
              "prompts": [{"obj_id": 1, "mask": "masks/obj1.png"},
@@ -99,9 +99,9 @@ def test_a_video_mask_prompt_on_frame_0_is_tracked(batch_data, loaded, tmp_path)
 
 @pytest.mark.parametrize(("kind", "mask_hw", "message"), [
     ("image", None, "FileNotFoundError: prompt of object 1: mask file not found: "),
-    ("image", (10, 12), "ValueError: prompt of object 1: mask {mask} is 12x10 pixels but the image is 128x96"),
-    ("video", IMAGE_HW, "ValueError: prompt of object 1 on frame 1: mask {mask} is 128x96 pixels but the video "
-                          "frame is 80x64"),
+    ("image", (10, 12), "ValueError: prompt of object 1: mask {mask} is 12x10 pixels but the image is 128x128"),
+    ("video", (96, 128), "ValueError: prompt of object 1 on frame 1: mask {mask} is 128x96 pixels but the video "
+                          "frame is 128x128"),
 ])
 def test_a_bad_mask_is_the_items_recorded_error(batch_data, loaded, tmp_path, kind, mask_hw, message) -> None:
     mask = tmp_path / "bad.png"

@@ -1,5 +1,6 @@
-"""Fixtures of the service tests: a tiny seeded random ``sam2kit-mini`` checkpoint, the app around
-it, small images and a short video."""
+"""Fixtures of the service tests: a tiny seeded random ``sam2kit-mini`` checkpoint (fast, masks
+meaningless), the bundled trained ``sam2kit-mini`` (for tests whose masks must mean something), the
+app around them, small images and a short video."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def loaded_model(mini_checkpoint: Path):  # type: ignore[no-untyped-def]
     from sam2kit.model_spec import ModelSpec, load_model
 
     return load_model(ModelSpec(checkpoint=mini_checkpoint, config="sam2kit-mini", device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def bundled_model():  # type: ignore[no-untyped-def]
+    """The trained ``sam2kit-mini`` shipped in the package (loaded by name, offline)."""
+    from sam2kit.model_spec import ModelSpec, load_model
+
+    return load_model(ModelSpec(checkpoint="sam2kit-mini", device="cpu"))
 
 
 @pytest.fixture
@@ -60,8 +69,9 @@ def _free_port() -> int:
 
 @pytest.fixture
 def start_server(loaded_model, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """``start_server(**settings) -> base URL``: a real uvicorn on a free loopback port, in a thread,
-    stopped (and checked stopped) after the test."""
+    """``start_server(model=None, **settings) -> base URL``: a real uvicorn on a free loopback port, in a
+    thread, serving ``model`` (default: the seeded random one), stopped (and checked stopped) after
+    the test."""
     import threading
     import time
 
@@ -71,11 +81,11 @@ def start_server(loaded_model, tmp_path: Path):  # type: ignore[no-untyped-def]
 
     servers = []
 
-    def start(**overrides):  # type: ignore[no-untyped-def]
+    def start(model=None, **overrides):  # type: ignore[no-untyped-def]
         port = _free_port()
         settings = ServeSettings(port=port, work_dir=tmp_path / f"server{len(servers)}", **overrides)
-        server = uvicorn.Server(uvicorn.Config(create_app(settings, loaded_model), host="127.0.0.1", port=port,
-                                               log_level="warning"))
+        app = create_app(settings, loaded_model if model is None else model)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))

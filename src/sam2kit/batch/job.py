@@ -116,10 +116,9 @@ def _start_ray(ray: Any, address: str | None, num_cpus: int) -> bool:
 def _check_checkpoint(spec: ModelSpec) -> None:
     """On this machine a missing checkpoint file is told before Ray starts (on a cluster the
     workers' files may differ from the driver's, so they check)."""
-    from ..config import HUB_IDS
-    from ..model_spec import _checkpoint_kind
+    from ..model_spec import checkpoint_kind
 
-    _checkpoint_kind(spec.checkpoint, HUB_IDS)
+    checkpoint_kind(spec.checkpoint)
 
 
 def _gpus_per_worker(ray: Any, spec: ModelSpec, given: float | None) -> float:

@@ -4,11 +4,13 @@ the hub.
 Modules, one concept each: :mod:`.formats` (official ``.pt`` / ``.safetensors``, in the official or
 the ``transformers`` key layout), :mod:`.transformers_keys` (the key map between the two layouts),
 :mod:`.presets` (the preset told from the weights' keys and shapes), :mod:`.loading` (strict key
-and shape checks), :mod:`.hub` (Hugging Face hub downloads), :mod:`.device`, :mod:`.errors`.
+and shape checks), :mod:`.hub` (Hugging Face hub downloads), :mod:`.bundled` (weights shipped in
+the package), :mod:`.device`, :mod:`.errors`.
 """
 
 from __future__ import annotations
 
+from .bundled import bundled_checkpoint
 from .device import resolve_device
 from .errors import CheckpointConfigError, CheckpointDownloadError, CheckpointError, CheckpointMismatchError
 from .formats import LAYOUTS, read_state_dict, save_checkpoint
@@ -25,6 +27,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
     "WeightShapes",
+    "bundled_checkpoint",
     "config_shapes",
     "download_checkpoint",
     "from_transformers",

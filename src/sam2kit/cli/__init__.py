@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import auto, batch, common, export, gaze, image, serve, stream, train, video
+from . import auto, batch, common, demo, export, gaze, image, serve, stream, train, video
 from . import eval as eval_command
 from .common import (
     DEFAULT_CHECKPOINT,
@@ -45,18 +45,20 @@ __all__ = [
 ]
 
 #: The command modules, in the order ``--help`` lists them.
-COMMANDS = (image, auto, stream, video, train, serve, batch, eval_command, gaze, export)
+COMMANDS = (demo, image, auto, stream, video, train, serve, batch, eval_command, gaze, export)
 
 _DESCRIPTION = """\
 SAM 2 (Segment Anything in Images and Videos) from the command line.
 
 Models: --checkpoint takes a Hugging Face hub id (facebook/sam2.1-hiera-tiny, -small,
 -base-plus, -large; facebook/sam2-hiera-* for SAM 2.0), downloaded once and cached, or a
-local official checkpoint file such as sam2.1_hiera_large.pt.
+local official checkpoint file such as sam2.1_hiera_large.pt, or sam2kit-mini: a small model
+shipped in the package, trained here on synthetic shapes (offline; try `sam2kit demo --out demo/`).
 """
 
 _EPILOG = """\
 examples:
+  sam2kit demo --out demo/
   sam2kit image photo.jpg --point 500,375 --out out/
   sam2kit image photo.jpg --box 100,80,620,540 --checkpoint sam2.1_hiera_large.pt --out out/
   sam2kit export onnx --checkpoint sam2.1_hiera_tiny.pt --out tiny_onnx/

@@ -176,17 +176,18 @@ def _image_size(text: str) -> int:
 
 
 # ---------------------------------------------------------------------------- option groups
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, default_checkpoint: str = DEFAULT_CHECKPOINT) -> None:
     """``--checkpoint``, ``--config``, ``--device``, ``--precision`` and the advanced ``--image-size``
     (read back with :func:`model_spec`)."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--checkpoint",
         metavar="PATH|HUB_ID",
-        default=DEFAULT_CHECKPOINT,
+        default=default_checkpoint,
         help=(
-            "a local checkpoint file (official .pt or .safetensors) or a Hugging Face hub id such as "
-            f"facebook/sam2.1-hiera-large (downloaded once, then cached). Default: {DEFAULT_CHECKPOINT}"
+            "a local checkpoint file (official .pt or .safetensors), a Hugging Face hub id such as "
+            "facebook/sam2.1-hiera-large (downloaded once, then cached), or sam2kit-mini (the small "
+            f"model shipped in the package, offline). Default: {default_checkpoint}"
         ),
     )
     group.add_argument(
