@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds sam2kit-mini from scratch with `sam2kit train`: synthetic data (seed 1), then the phases
-# below. CPU, 2 threads (OMP_WAIT_POLICY=PASSIVE keeps a second process on the machine from stalling
-# torch's threads). Status and figures: README.md beside this file.
+# below (what ran, in order; README.md beside this file has the figures). CPU, 2 threads
+# (OMP_WAIT_POLICY=PASSIVE keeps a second process on the machine from stalling torch's threads).
+# Interrupted phases are reproduced with --stop-after at the step where they were stopped.
 set -euo pipefail
 WORK=${WORK:-/tmp/sam2kit-mini}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -11,17 +12,43 @@ from sam2kit.synthetic import write_synthetic_dataset
 write_synthetic_dataset("$WORK/data", num_images=3000, num_clips=400, frames=8, size=256, seed=1)
 PY
 fi
+resume() { [ -f "$1/last.ckpt" ] && echo --resume || true; }
+# The weights of a stopped run: its last.ckpt's model, in the official layout.
+weights_of() { python -c "import torch,sys; s=torch.load(sys.argv[1],weights_only=True); torch.save({'model': s['model']}, sys.argv[2])" "$1/last.ckpt" "$2"; }
 IMAGE_OPTS=(--data "$WORK/data" --data-format images --train all --batch-size 8 --lr 1e-3 --encoder-lr 1e-3
-            --layer-decay 1.0 --weight-decay 0.05 --clip 1.0 --drop-path 0 --corrections 2 --seed 1
-            --eval-every 100 --val-max 50 --save-every 50)
+            --layer-decay 1.0 --weight-decay 0.05 --clip 1.0 --drop-path 0 --corrections 2
+            --eval-every 250 --val-max 50 --save-every 50)
 # phase 1: every weight from random, on still images (a click or a box, then 2 correction rounds)
-[ -f "$WORK/phase1/model.pt" ] || [ -f "$WORK/phase2/model.pt" ] || sam2kit train --config sam2kit-mini --steps 700 "${IMAGE_OPTS[@]}" \
-    --out "$WORK/phase1" $([ -f "$WORK/phase1/last.ckpt" ] && echo --resume)
+[ -f "$WORK/phase1/model.pt" ] || [ -f "$WORK/phase2/model.pt" ] || sam2kit train --config sam2kit-mini --steps 700 \
+    "${IMAGE_OPTS[@]}" --seed 1 --eval-every 100 --out "$WORK/phase1" $(resume "$WORK/phase1")
 # phase 2: the same, longer, from phase 1's weights (a new warm-up + cosine schedule)
 [ -f "$WORK/phase2/model.pt" ] || sam2kit train --checkpoint "$WORK/phase1/model.pt" --config sam2kit-mini \
-    --steps 4000 --warmup 50 "${IMAGE_OPTS[@]}" --out "$WORK/phase2" $([ -f "$WORK/phase2/last.ckpt" ] && echo --resume)
-# phase 3 (video): the memory and the heads on 8-frame clips, encoder frozen (cached features)
-[ -f "$WORK/phase3/model.pt" ] || sam2kit train --checkpoint "$WORK/phase2/model.pt" --config sam2kit-mini \
+    --steps 4000 --warmup 50 "${IMAGE_OPTS[@]}" --seed 1 --eval-every 100 --out "$WORK/phase2" $(resume "$WORK/phase2")
+# phase 3 (video; ran with the preset's memory-attention dropout then at 0.1): the memory and the
+# heads on 8-frame clips, encoder frozen (cached features); stopped at step 584
+[ -f "$WORK/phase3.pt" ] || { sam2kit train --checkpoint "$WORK/phase2/model.pt" --config sam2kit-mini \
     --data "$WORK/data" --data-format video --train memory --num-frames 8 --steps 1500 --batch-size 2 \
     --lr 5e-4 --weight-decay 0.05 --clip 1.0 --corrections 2 --seed 1 --eval-every 250 --val-max 10 \
-    --save-every 25 --out "$WORK/phase3" $([ -f "$WORK/phase3/last.ckpt" ] && echo --resume)
+    --save-every 25 --stop-after 584 --out "$WORK/phase3" $(resume "$WORK/phase3") && weights_of "$WORK/phase3" "$WORK/phase3.pt"; }
+# phase 2b: more still-image training from phase 2 (an 8,000-step schedule, stopped at step 787) ...
+[ -f "$WORK/phase2b.pt" ] || { sam2kit train --checkpoint "$WORK/phase2/model.pt" --config sam2kit-mini \
+    --steps 8000 --warmup 50 "${IMAGE_OPTS[@]}" --seed 2 --stop-after 787 --out "$WORK/phase2b" $(resume "$WORK/phase2b") \
+    && weights_of "$WORK/phase2b" "$WORK/phase2b.pt"; }
+# ... 2c: then a short schedule that anneals it (1,500 steps, no warm-up)
+[ -f "$WORK/phase2c/model.pt" ] || sam2kit train --checkpoint "$WORK/phase2b.pt" --config sam2kit-mini \
+    --steps 1500 --warmup 0 "${IMAGE_OPTS[@]}" --seed 3 --out "$WORK/phase2c" $(resume "$WORK/phase2c")
+# phase 4: still-image weights of 2c with phase 3's memory modules, then images and clips mixed
+[ -f "$WORK/phase4_start.pt" ] || python - "$WORK" <<'PY'
+import sys, torch
+from sam2kit.train.parts import MEMORY_PREFIXES
+work = sys.argv[1]
+image = torch.load(f"{work}/phase2c/model.pt", weights_only=True)["model"]
+memory = torch.load(f"{work}/phase3.pt", weights_only=True)["model"]
+# no_mem_embed / no_mem_pos_enc also serve still images: they stay with the image weights
+take = lambda k: k.startswith(MEMORY_PREFIXES) and not k.startswith(("no_mem_embed", "no_mem_pos_enc"))
+torch.save({"model": {k: memory[k] if take(k) else v for k, v in image.items()}}, f"{work}/phase4_start.pt")
+PY
+[ -f "$WORK/phase4/model.pt" ] || sam2kit train --checkpoint "$WORK/phase4_start.pt" --config sam2kit-mini \
+    --data "$WORK/data" --data-format video --image-data "$WORK/data" --image-share 0.5 --image-batch-size 8 \
+    --train memory --num-frames 8 --batch-size 2 --lr 3e-4 --weight-decay 0.05 --clip 1.0 --corrections 2 \
+    --seed 4 --steps 2000 --warmup 50 --eval-every 250 --val-max 10 --save-every 25 --out "$WORK/phase4" $(resume "$WORK/phase4")

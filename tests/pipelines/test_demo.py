@@ -10,9 +10,9 @@ from sam2kit.cli import main
 
 pytest.importorskip("av")
 
-#: J&F of the demo's default clip (seed 0, 16 frames here) with the shipped sam2kit-mini, less a
+#: J&F of the demo's default clip (seed 0, 16 frames here) with the shipped sam2kit-mini (0.39), less a
 #: margin (random weights: below 0.1).
-MIN_DEMO_J_AND_F = 0.15
+MIN_DEMO_J_AND_F = 0.3
 
 
 def test_demo_writes_a_video_of_tracked_shapes(tmp_path, capsys) -> None:
