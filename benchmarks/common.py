@@ -203,6 +203,7 @@ def machine_info(threads: int | None = None, device: str = "cpu") -> dict[str, A
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": threads if threads is not None else torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2 / AVX512 ...: which kernels torch runs
         "device": device,
     }
     try:

@@ -28,6 +28,21 @@ def test_blocked_attention_matches_sdpa(q_batch: int, heads: int, block: int) ->
     torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
 
 
+def test_reused_buffers_across_sizes_and_grad_modes() -> None:
+    """The per-thread score / key buffers are reused: growing and shrinking key counts (padded
+    rows), and a buffer made under inference_mode, then needed under no_grad, all stay exact."""
+    g = torch.Generator().manual_seed(3)
+    blocked.release_workspace()
+    for num_k, mode in [(300, torch.inference_mode), (90, torch.no_grad), (17, torch.inference_mode),
+                        (400, torch.no_grad)]:
+        q = torch.randn(1, 1, 40, 16, generator=g)
+        k = torch.randn(1, 1, num_k, 16, generator=g)
+        v = torch.randn(1, 1, num_k, 4, generator=g)
+        with mode():
+            got = blocked.blocked_attention(q, k, v, block=16)
+        torch.testing.assert_close(got, F.scaled_dot_product_attention(q, k, v), atol=1e-6, rtol=1e-5)
+
+
 def test_project_heads_applies_each_heads_rows() -> None:
     g = torch.Generator().manual_seed(1)
     attended = torch.randn(2, 3, 5, 4, generator=g)

@@ -15,13 +15,40 @@ is never made.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 #: Queries per block: large enough for efficient GEMMs, small enough that a block's scores
 #: (``QUERY_BLOCK x Nk`` floats, 59 MB with 7 memories at 1024 px) are not the whole matrix.
-#: Measured on a 2-core AVX-512 CPU, 1024 px, 7 memories: 512 ran the stage's attention 1.2x
-#: faster than 256 (the QKᵀ GEMM's short K of 256 needs a tall block), 2048 slower again.
+#: Measured on 2-core AVX-512 and AVX2 CPUs, 1024 px, 7 memories: 512 ran the stage's attention
+#: 1.1-1.2x faster than 256 (the QKᵀ GEMM's short K of 256 needs a tall block), 2048 slower again.
 QUERY_BLOCK = 512
+
+#: Score rows are padded to a multiple of this many elements: with 7 memories + 4k pointer tokens
+#: the row length is 4 (mod 16) on every other frame, and unaligned rows made the QKᵀ GEMM and the
+#: softmax ~20% slower (measured on an AVX2 CPU). Padded columns score -inf, so weigh exactly 0.
+ROW_ALIGN = 16
+
+_workspace = threading.local()
+
+
+def _scratch(name: str, shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+    """A per-thread buffer reused from call to call (allocating the ~60 MB score buffer afresh
+    faults its pages in again on every layer of every frame)."""
+    numel = shape[0] * shape[1]
+    buffer = getattr(_workspace, name, None)
+    stale = buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device
+    # A buffer made under inference_mode cannot be written outside it (under no_grad).
+    if stale or (buffer.is_inference() and not torch.is_inference_mode_enabled()):  # type: ignore[union-attr]
+        buffer = like.new_empty(numel)
+        setattr(_workspace, name, buffer)
+    return buffer[:numel].view(shape)
+
+
+def release_workspace() -> None:
+    """Free this thread's reusable buffers (they are otherwise kept for the next call)."""
+    _workspace.__dict__.clear()
 
 
 def blocked_attention(
@@ -38,22 +65,26 @@ def blocked_attention(
         ``(B, heads, Nq, Dv)``, in ``q``'s dtype.
     """
     block = block or QUERY_BLOCK
-    batch, heads, num_k, _ = k.shape
+    batch, heads, num_k, dim = k.shape
     num_q = q.shape[-2]
+    padded = -(-num_k // ROW_ALIGN) * ROW_ALIGN
     out = q.new_empty((batch, heads, num_q, v.shape[-1]))
-    q = q * q.shape[-1] ** -0.5
-    scores = q.new_empty((min(block, num_q), num_k))
+    q = q * dim**-0.5
+    scores = _scratch("scores", (min(block, num_q), padded), q)
+    keys_t = _scratch("keys_t", (dim, padded), q)  # Kᵀ, contiguous: MKL's GEMM runs ~5-10% faster on it
+    keys_t[:, num_k:] = 0.0
     for b in range(batch):
         for h in range(heads):
             queries = q[b if q.shape[0] > 1 else 0, h]
-            keys_t = k[b, h].transpose(0, 1).contiguous()  # (D, Nk): MKL's GEMM runs ~5-10% faster on it
+            keys_t[:, :num_k] = k[b, h].transpose(0, 1)
             values = v[b, h if v.shape[1] > 1 else 0]
             for start in range(0, num_q, block):
                 stop = min(start + block, num_q)
                 block_scores = scores[: stop - start]
                 torch.matmul(queries[start:stop], keys_t, out=block_scores)
+                block_scores[:, num_k:] = float("-inf")
                 torch.softmax(block_scores, dim=-1, out=block_scores)
-                torch.matmul(block_scores, values, out=out[b, h, start:stop])
+                torch.matmul(block_scores[:, :num_k], values, out=out[b, h, start:stop])
     return out
 
 
