@@ -37,10 +37,15 @@ def _scratch(name: str, shape: tuple[int, int], like: torch.Tensor) -> torch.Ten
     """A per-thread buffer reused from call to call (allocating the ~60 MB score buffer afresh
     faults its pages in again on every layer of every frame)."""
     numel = shape[0] * shape[1]
-    buffer = getattr(_workspace, name, None)
-    stale = buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device
-    # A buffer made under inference_mode cannot be written outside it (under no_grad).
-    if stale or (buffer.is_inference() and not torch.is_inference_mode_enabled()):  # type: ignore[union-attr]
+    buffer: torch.Tensor | None = getattr(_workspace, name, None)
+    if (
+        buffer is None
+        or buffer.numel() < numel
+        or buffer.dtype != like.dtype
+        or buffer.device != like.device
+        # a buffer made under inference_mode cannot be written outside it (under no_grad)
+        or (buffer.is_inference() and not torch.is_inference_mode_enabled())
+    ):
         buffer = like.new_empty(numel)
         setattr(_workspace, name, buffer)
     return buffer[:numel].view(shape)
