@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -64,6 +65,11 @@ class Truth:
                 hit |= {int(v) for v in label[rows[near], cols[near]]}
             result.append(hit)
         return result
+
+
+def aoi_sets(column: Iterable[object]) -> list[set[int]]:
+    """The ``aois`` column of ``gaze_samples`` (``"1;3"``, empty for none) as sets of AOI ids."""
+    return [{int(v) for v in str(text).split(";")} if text else set() for text in column]
 
 
 def make_truth(seed: int = 0) -> Truth:

@@ -16,6 +16,7 @@ import pytest
 from gaze_helpers import (
     SIZE,
     Truth,
+    aoi_sets,
     make_truth,
     write_generic,
     write_masks,
@@ -44,10 +45,6 @@ def root(tmp_path_factory: pytest.TempPathFactory, truth: Truth) -> Path:
     write_masks(truth, root / "masks", NAMES)
     write_pupil_cloud(truth, root / "cloud")
     return root
-
-
-def _sets(column: object) -> list[set[int]]:
-    return [{int(v) for v in str(text).split(";")} if text else set() for text in column]  # type: ignore[attr-defined]
 
 
 def _durations(times: np.ndarray) -> np.ndarray:
@@ -115,7 +112,7 @@ def test_pupil_cloud_cli_matches_truth(root: Path, truth: Truth) -> None:
     frames = truth.nearest_frame()
     assert [int(s["frame"]) if s["frame"] else -1 for s in samples] == frames.tolist()
     assert [s["valid"] == "1" for s in samples] == truth.valid().tolist()
-    assert _sets(s["aois"] for s in samples) == truth.sample_aois()
+    assert aoi_sets(s["aois"] for s in samples) == truth.sample_aois()
     assert any(truth.sample_aois()) and any(len(a) == 0 for a in truth.sample_aois())
     timestamps = [int(s["timestamp"]) for s in samples]  # the recording's own ns, unchanged
     assert np.allclose((np.array(timestamps) - timestamps[0]) / 1e9, truth.time_s - truth.time_s[0], atol=1e-9)
@@ -142,7 +139,7 @@ def test_pupil_cloud_cli_matches_truth(root: Path, truth: Truth) -> None:
     for row in fixations:  # majority of valid samples
         members = [i for i in np.flatnonzero(sample_fixation == int(row["fixation_id"])) if truth.valid()[i]]
         want = {a for a in range(1, 6) if 2 * sum(a in hits[i] for i in members) > len(members)}
-        assert _sets([row["aois"]])[0] == want
+        assert aoi_sets([row["aois"]])[0] == want
 
 
 @pytest.mark.parametrize("kind", ["pupil_player", "tobii_g3", "generic_csv", "neon"])
@@ -162,7 +159,7 @@ def test_other_formats_match_truth(tmp_path: Path, root: Path, truth: Truth, kin
     options = FixationOptions(dispersion_deg=6.0)  # the synthetic camera has a short focal length
     tables = analyse_gaze(recording, MaskFolderAOIs(root / "masks"), fixation_options=options)
     assert tables.samples["valid"].astype(bool).tolist() == truth.valid().tolist()
-    assert _sets(tables.samples["aois"].tolist()) == truth.sample_aois()
+    assert aoi_sets(tables.samples["aois"].tolist()) == truth.sample_aois()
     if kind == "neon":  # the recording's own fixations; positions (NaN there) from their samples
         assert tables.fixations_source == "recording" and len(tables.fixations) == len(truth.fixations)
         assert tables.fixations[["x_px", "y_px"]].notna().all().all()
@@ -179,7 +176,7 @@ def test_tolerance_in_pixels_and_degrees(root: Path, truth: Truth) -> None:
     for tolerance, radius in (("3px", 3.0), ("12px", 12.0), ("2deg", 100 * math.tan(math.radians(2)))):
         tables = analyse_gaze(recording, MaskFolderAOIs(root / "masks"), tolerance=tolerance)
         assert tables.tolerance_px == pytest.approx(radius)
-        assert _sets(tables.samples["aois"].tolist()) == truth.sample_aois(radius)
+        assert aoi_sets(tables.samples["aois"].tolist()) == truth.sample_aois(radius)
     assert sum(map(len, truth.sample_aois(12.0))) > sum(map(len, truth.sample_aois()))
 
 
@@ -196,7 +193,7 @@ def test_hit_test_geometry() -> None:
 def test_stride_uses_nearest_tracked_frame(root: Path, truth: Truth) -> None:
     tables = analyse_gaze(read_recording(root / "cloud"), MaskFolderAOIs(root / "masks"), stride=3)
     tracked = np.arange(0, len(truth.frame_s), 3)
-    valid, got = truth.valid(), _sets(tables.samples["aois"].tolist())
+    valid, got = truth.valid(), aoi_sets(tables.samples["aois"].tolist())
     for i in np.flatnonzero(valid):
         frame = tracked[np.argmin(np.abs(truth.frame_s[tracked] - truth.time_s[i]))]
         assert got[i] == {int(truth.labels[frame][int(truth.y[i]), int(truth.x[i])])} - {0}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gaze_helpers import SIZE, Truth, make_truth, write_masks, write_video
+from gaze_helpers import SIZE, Truth, aoi_sets, make_truth, write_masks, write_video
 
 from sam2kit.cli import main
 from sam2kit.io.eyetracking import RecordingFormatError, detect_format, read_recording
@@ -213,7 +213,7 @@ def test_cli_aoi_masks_end_to_end(root: Path, truth: Truth) -> None:
     assert [s["valid"] == "1" for s in samples] == truth.valid().tolist()
     radius = 100.0 * math.tan(math.radians(1.0))  # degrees through the TSLV focal length
     want = truth.sample_aois(radius)
-    assert [{int(v) for v in s["aois"].split(";")} if s["aois"] else set() for s in samples] == want
+    assert aoi_sets(s["aois"] for s in samples) == want
     assert any(want) and any(not hits for hits in want)
     with open(out / "aoi_metrics.csv", newline="") as handle:
         metrics = list(csv.DictReader(handle))

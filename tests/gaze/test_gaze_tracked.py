@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gaze_helpers import make_truth, write_pupil_cloud
+from gaze_helpers import aoi_sets, make_truth, write_pupil_cloud
 
 from sam2kit.errors import ArgumentError
 from sam2kit.gaze import METRIC_COLUMNS, FixationAOIs, PromptAOIs, analyse_gaze, group_aoi_prompts
@@ -102,8 +102,7 @@ def test_aois_from_fixations_merge_segments_by_object(tmp_path, monkeypatch) -> 
     assert tables.aoi_metrics["aoi"].tolist() == list(range(1, count + 1))
     assert all(name.startswith("fixations ") for name in tables.aoi_metrics["name"])
     want = [{aoi_of_object[a] for a in hit if a in aoi_of_object} for hit in truth.sample_aois()]
-    got = [{int(v) for v in text.split(";")} if text else set() for text in tables.samples["aois"]]
-    assert got == want
+    assert aoi_sets(tables.samples["aois"]) == want
 
 
 def test_aois_from_fixations_tracked(recording, model) -> None:  # type: ignore[no-untyped-def]
@@ -124,9 +123,10 @@ def _clicked_agreement(seed: int, model, tmp_path) -> tuple[float, float]:  # ty
     clicked = sorted(set(np.unique(truth.labels[0]).tolist()) - {0})
     clicks = [(0, aoi, (*interior_point(truth.labels[0] == aoi), 1)) for aoi in clicked]
     tables = analyse_gaze(recording, PromptAOIs(group_aoi_prompts(clicks, []), model=model))
-    got = [{int(v) for v in text.split(";")} if text else set() for text in tables.samples["aois"]]
+    got = aoi_sets(tables.samples["aois"])
     want = [aois & set(clicked) for aois in truth.sample_aois()]
-    early = [i for i in np.flatnonzero(truth.valid()) if truth.nearest_frame()[i] < TRACKED_FRAMES]
+    frames = truth.nearest_frame()
+    early = [i for i in np.flatnonzero(truth.valid()) if frames[i] < TRACKED_FRAMES]
     on_aoi = [i for i in early if want[i]]
     assert len(early) > 40 and len(on_aoi) > 10
     exact = float(np.mean([got[i] == want[i] for i in early]))
