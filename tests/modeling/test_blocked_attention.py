@@ -28,6 +28,21 @@ def test_blocked_attention_matches_sdpa(q_batch: int, heads: int, block: int) ->
     torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
 
 
+def test_keys_in_parts_equal_the_concatenated_keys() -> None:
+    """Keys given as parts along Nk (rotated memories, then pointer tokens) are the same keys as
+    their concatenation; a part may be strided across the batch."""
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(3, 1, 40, 16, generator=g)
+    whole = torch.randn(3, 1, 70, 16, generator=g)
+    v = torch.randn(3, 1, 70, 4, generator=g)
+    parts = (whole[:, :, :50], torch.randn(1, 1, 20, 16, generator=g).expand(3, -1, -1, -1))
+    with torch.inference_mode():
+        got = blocked.blocked_attention(q, parts, v, block=16)
+        want = blocked.blocked_attention(q, torch.cat(parts, dim=2), v, block=16)
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+    torch.testing.assert_close(got, F.scaled_dot_product_attention(q, torch.cat(parts, dim=2), v), atol=1e-6, rtol=1e-5)
+
+
 def test_reused_buffers_across_sizes_and_grad_modes() -> None:
     """The per-thread score / key buffers are reused: growing and shrinking key counts (padded
     rows), and a buffer made under inference_mode, then needed under no_grad, all stay exact."""

@@ -57,20 +57,27 @@ def release_workspace() -> None:
 
 
 def blocked_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: int | None = None
+    q: torch.Tensor,
+    k: torch.Tensor | tuple[torch.Tensor, ...],
+    v: torch.Tensor,
+    block: int | None = None,
 ) -> torch.Tensor:
     """Scaled dot-product attention without autograd, dropout or mask, computed block by block.
 
     Args:
         q: ``(Bq, heads, Nq, D)`` queries; ``Bq`` is B or 1 (one query shared by every batch entry).
-        k: ``(B, heads, Nk, D)`` keys.
+        k: ``(B, heads, Nk, D)`` keys, or a tuple of parts ``(B, heads, Nk_i, D)`` that together
+            make them (in order along Nk): each part is copied straight into the kernel's
+            transposed key buffer, so the caller needs no concatenation of the whole key set.
         v: ``(B, heads or 1, Nk, Dv)`` values; one head is shared by every query head.
         block: queries per block (default :data:`QUERY_BLOCK`).
     Returns:
         ``(B, heads, Nq, Dv)``, in ``q``'s dtype.
     """
     block = block or QUERY_BLOCK
-    batch, heads, num_k, dim = k.shape
+    parts = k if isinstance(k, tuple) else (k,)
+    batch, heads, _, dim = parts[0].shape
+    num_k = sum(part.shape[-2] for part in parts)
     num_q = q.shape[-2]
     padded = -(-num_k // ROW_ALIGN) * ROW_ALIGN
     out = q.new_empty((batch, heads, num_q, v.shape[-1]))
@@ -81,7 +88,10 @@ def blocked_attention(
     for b in range(batch):
         for h in range(heads):
             queries = q[b if q.shape[0] > 1 else 0, h]
-            keys_t[:, :num_k] = k[b, h].transpose(0, 1)
+            start = 0
+            for part in parts:
+                keys_t[:, start : start + part.shape[-2]] = part[b, h].transpose(0, 1)
+                start += part.shape[-2]
             values = v[b, h if v.shape[1] > 1 else 0]
             for start in range(0, num_q, block):
                 stop = min(start + block, num_q)

@@ -68,7 +68,9 @@ class MemoryAttentionLayer(nn.Module):
             self.cross_attn_image(normed, memory + memory_pos, memory, num_k_exclude_rope=num_k_exclude_rope)
         )
         normed = self.norm3(tgt)
-        return tgt + self.dropout_mlp(self.linear2(self.dropout_hidden(F.relu(self.linear1(normed)))))
+        # in place: linear1's output has no other use (its backward needs its input, not its output)
+        hidden = F.relu(self.linear1(normed), inplace=True)
+        return tgt + self.dropout_mlp(self.linear2(self.dropout_hidden(hidden)))
 
     def forward(
         self,
