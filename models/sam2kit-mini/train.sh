@@ -52,3 +52,16 @@ PY
     --data "$WORK/data" --data-format video --image-data "$WORK/data" --image-share 0.5 --image-batch-size 8 \
     --train memory --num-frames 8 --batch-size 2 --lr 3e-4 --weight-decay 0.05 --clip 1.0 --corrections 2 \
     --seed 4 --steps 2000 --warmup 50 --eval-every 250 --val-max 10 --save-every 25 --out "$WORK/phase4" $(resume "$WORK/phase4")
+# phase 5: everything (image encoder included) on longer clips, 16 frames (300 clips, seed 3), with
+# still images mixed in (half of the steps), from phase 4's weights (the model shipped before it)
+if [ ! -d "$WORK/data16/JPEGImages" ]; then
+python - <<PY
+from sam2kit.synthetic import write_synthetic_dataset
+write_synthetic_dataset("$WORK/data16", num_images=0, num_clips=300, frames=16, size=256, seed=3)
+PY
+fi
+[ -f "$WORK/phase5/model.pt" ] || sam2kit train --checkpoint "$WORK/phase4/model.pt" --config sam2kit-mini \
+    --data "$WORK/data16" --data-format video --image-data "$WORK/data" --image-share 0.5 --image-batch-size 8 \
+    --train all --num-frames 16 --batch-size 2 --lr 2e-4 --encoder-lr 2e-4 --layer-decay 1.0 --drop-path 0 \
+    --weight-decay 0.05 --clip 1.0 --corrections 2 --seed 5 --steps 1000 --warmup 30 --eval-every 250 \
+    --val-max 10 --save-every 25 --out "$WORK/phase5" $(resume "$WORK/phase5")
