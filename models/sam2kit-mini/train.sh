@@ -65,3 +65,16 @@ fi
     --train all --num-frames 16 --batch-size 2 --lr 2e-4 --encoder-lr 2e-4 --layer-decay 1.0 --drop-path 0 \
     --weight-decay 0.05 --clip 1.0 --corrections 2 --seed 5 --steps 1000 --warmup 30 --eval-every 250 \
     --val-max 10 --save-every 25 --out "$WORK/phase5" $(resume "$WORK/phase5")
+# phase 6: the same on 24-frame clips (300 clips, seed 4), a short annealing schedule from phase 5
+if [ ! -d "$WORK/data24/JPEGImages" ]; then
+python - <<PY
+from sam2kit.synthetic import write_synthetic_dataset
+write_synthetic_dataset("$WORK/data24", num_images=0, num_clips=300, frames=24, size=256, seed=4)
+PY
+fi
+[ -f "$WORK/phase6/model.pt" ] || sam2kit train --checkpoint "$WORK/phase5/model.pt" --config sam2kit-mini \
+    --data "$WORK/data24" --data-format video --image-data "$WORK/data" --image-share 0.5 --image-batch-size 8 \
+    --train all --num-frames 24 --batch-size 2 --lr 1e-4 --encoder-lr 1e-4 --layer-decay 1.0 --drop-path 0 \
+    --weight-decay 0.05 --clip 1.0 --corrections 2 --seed 6 --steps 280 --warmup 10 --eval-every 280 \
+    --val-max 5 --save-every 20 --out "$WORK/phase6" $(resume "$WORK/phase6")
+# the shipped weights: phase 6's model.pt (src/sam2kit/weights/sam2kit_mini.pt)
