@@ -6,12 +6,16 @@
 set -euo pipefail
 WORK=${WORK:-/tmp/sam2kit-mini}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-if [ ! -d "$WORK/data/images" ]; then
-python - <<PY
+# synthetic DIR IMAGES CLIPS FRAMES SEED: writes the 256-px scenes into $WORK/DIR unless they are there
+synthetic() {
+    [ -e "$WORK/$1/images" ] || [ -e "$WORK/$1/JPEGImages" ] || python - "$WORK/$1" "$2" "$3" "$4" "$5" <<'PY'
+import sys
 from sam2kit.synthetic import write_synthetic_dataset
-write_synthetic_dataset("$WORK/data", num_images=3000, num_clips=400, frames=8, size=256, seed=1)
+out, images, clips, frames, seed = sys.argv[1], *map(int, sys.argv[2:])
+write_synthetic_dataset(out, num_images=images, num_clips=clips, frames=frames, size=256, seed=seed)
 PY
-fi
+}
+synthetic data 3000 400 8 1
 resume() { [ -f "$1/last.ckpt" ] && echo --resume || true; }
 # The weights of a stopped run: its last.ckpt's model, in the official layout.
 weights_of() { python -c "import torch,sys; s=torch.load(sys.argv[1],weights_only=True); torch.save({'model': s['model']}, sys.argv[2])" "$1/last.ckpt" "$2"; }
@@ -52,29 +56,18 @@ PY
     --data "$WORK/data" --data-format video --image-data "$WORK/data" --image-share 0.5 --image-batch-size 8 \
     --train memory --num-frames 8 --batch-size 2 --lr 3e-4 --weight-decay 0.05 --clip 1.0 --corrections 2 \
     --seed 4 --steps 2000 --warmup 50 --eval-every 250 --val-max 10 --save-every 25 --out "$WORK/phase4" $(resume "$WORK/phase4")
-# phase 5: everything (image encoder included) on longer clips, 16 frames (300 clips, seed 3), with
-# still images mixed in (half of the steps), from phase 4's weights (the model shipped before it)
-if [ ! -d "$WORK/data16/JPEGImages" ]; then
-python - <<PY
-from sam2kit.synthetic import write_synthetic_dataset
-write_synthetic_dataset("$WORK/data16", num_images=0, num_clips=300, frames=16, size=256, seed=3)
-PY
-fi
+# phases 5 and 6: everything (image encoder included) on longer clips, with still images mixed in
+# (half of the steps); the options they share:
+LONG_CLIP_OPTS=(--data-format video --image-data "$WORK/data" --image-share 0.5 --image-batch-size 8 --train all
+                --batch-size 2 --layer-decay 1.0 --drop-path 0 --weight-decay 0.05 --clip 1.0 --corrections 2)
+# phase 5: 16-frame clips (300 clips, seed 3), from phase 4's weights (the model shipped before it)
+synthetic data16 0 300 16 3
 [ -f "$WORK/phase5/model.pt" ] || sam2kit train --checkpoint "$WORK/phase4/model.pt" --config sam2kit-mini \
-    --data "$WORK/data16" --data-format video --image-data "$WORK/data" --image-share 0.5 --image-batch-size 8 \
-    --train all --num-frames 16 --batch-size 2 --lr 2e-4 --encoder-lr 2e-4 --layer-decay 1.0 --drop-path 0 \
-    --weight-decay 0.05 --clip 1.0 --corrections 2 --seed 5 --steps 1000 --warmup 30 --eval-every 250 \
-    --val-max 10 --save-every 25 --out "$WORK/phase5" $(resume "$WORK/phase5")
-# phase 6: the same on 24-frame clips (300 clips, seed 4), a short annealing schedule from phase 5
-if [ ! -d "$WORK/data24/JPEGImages" ]; then
-python - <<PY
-from sam2kit.synthetic import write_synthetic_dataset
-write_synthetic_dataset("$WORK/data24", num_images=0, num_clips=300, frames=24, size=256, seed=4)
-PY
-fi
+    --data "$WORK/data16" "${LONG_CLIP_OPTS[@]}" --num-frames 16 --lr 2e-4 --encoder-lr 2e-4 --seed 5 --steps 1000 \
+    --warmup 30 --eval-every 250 --val-max 10 --save-every 25 --out "$WORK/phase5" $(resume "$WORK/phase5")
+# phase 6: 24-frame clips (300 clips, seed 4), a short annealing schedule from phase 5
+synthetic data24 0 300 24 4
 [ -f "$WORK/phase6/model.pt" ] || sam2kit train --checkpoint "$WORK/phase5/model.pt" --config sam2kit-mini \
-    --data "$WORK/data24" --data-format video --image-data "$WORK/data" --image-share 0.5 --image-batch-size 8 \
-    --train all --num-frames 24 --batch-size 2 --lr 1e-4 --encoder-lr 1e-4 --layer-decay 1.0 --drop-path 0 \
-    --weight-decay 0.05 --clip 1.0 --corrections 2 --seed 6 --steps 280 --warmup 10 --eval-every 280 \
-    --val-max 5 --save-every 20 --out "$WORK/phase6" $(resume "$WORK/phase6")
+    --data "$WORK/data24" "${LONG_CLIP_OPTS[@]}" --num-frames 24 --lr 1e-4 --encoder-lr 1e-4 --seed 6 --steps 280 \
+    --warmup 10 --eval-every 280 --val-max 5 --save-every 20 --out "$WORK/phase6" $(resume "$WORK/phase6")
 # the shipped weights: phase 6's model.pt (src/sam2kit/weights/sam2kit_mini.pt)

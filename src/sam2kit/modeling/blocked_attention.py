@@ -88,10 +88,10 @@ def blocked_attention(
     for b in range(batch):
         for h in range(heads):
             queries = q[b if q.shape[0] > 1 else 0, h]
-            start = 0
+            offset = 0
             for part in parts:
-                keys_t[:, start : start + part.shape[-2]] = part[b, h].transpose(0, 1)
-                start += part.shape[-2]
+                keys_t[:, offset : offset + part.shape[-2]] = part[b, h].transpose(0, 1)
+                offset += part.shape[-2]
             values = v[b, h if v.shape[1] > 1 else 0]
             for start in range(0, num_q, block):
                 stop = min(start + block, num_q)
