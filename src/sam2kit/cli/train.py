@@ -122,6 +122,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                       help="stochastic depth of the trunk with --train all (default 0.1)")
     what.add_argument("--corrections", metavar="N", type=common.non_negative_int,
                       help="simulated correction clicks per corrected frame (default 7)")
+    what.add_argument("--point-prob", metavar="P", type=common.fraction,
+                      help="on clips, probability of a click or box first prompt, else the true mask (default 0.5)")
+    what.add_argument("--box-prob", metavar="P", type=common.fraction,
+                      help="probability of a box rather than a click as the first prompt (default 0.5)")
+    what.add_argument("--init-frames", metavar="N", type=common.positive_int,
+                      help="at most N frames of a clip get the first prompt, frame 0 and random others (default 2)")
+    what.add_argument("--correct-frames", metavar="N", type=common.non_negative_int,
+                      help="at most N frames of a clip get correction clicks, the prompted ones first (default 2)")
+    what.add_argument("--loss-weights", metavar="F,D,I,O", type=_loss_weights,
+                      help="weights of the focal, dice, IoU and object-score losses (default 20,1,1,1)")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--steps", metavar="N", type=common.positive_int, help="optimizer steps (default 1000)")
     optim.add_argument("--batch-size", metavar="B", type=common.positive_int,
@@ -179,6 +189,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     common.add_output_options(parser)
     parser.set_defaults(handler=run, option_names=OPTION_NAMES, check=functools.partial(_check_args, parser))
     return parser
+
+
+def _loss_weights(text: str) -> tuple[float, float, float, float]:
+    """An argparse type: four weights >= 0, comma-separated (a YAML list reads the same)."""
+    parts = [part.strip() for part in text.strip().strip("[]()").split(",")]
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"expected 4 comma-separated weights (focal,dice,iou,object), got {text!r}")
+    first, second, third, fourth = (common.non_negative(part) for part in parts)
+    return first, second, third, fourth
 
 
 def _option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

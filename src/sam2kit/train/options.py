@@ -80,6 +80,15 @@ class TrainOptions:
         act_ckpt: recompute the Hiera blocks and memory-attention layers in backward (less memory).
         drop_path: the trunk's stochastic depth when it trains (None: 0.1 with ``train="all"``).
         corrections: correction clicks per corrected frame (the recipe's 7).
+        point_prob: on clips, probability that the first prompt is a click or a box rather than the
+            ground-truth mask (the recipe's 0.5; still images are always clicked or boxed).
+        box_prob: probability of a box rather than a click, given a click-or-box prompt (0.5).
+        init_frames: at most this many frames get the first prompt, frame 0 and random others, the
+            number drawn in 1..init_frames (the recipe's 2).
+        correct_frames: at most this many frames get correction clicks, the prompted ones first, the
+            number drawn between them and correct_frames (the recipe's 2).
+        loss_weights: weights of the focal, dice, IoU and object-score terms (the recipe's
+            20, 1, 1, 1).
         seed: seeds the weights of a fresh model, the data order, augmentations and prompts.
         eval_every: validate every N steps (0: once per epoch) and at the end.
         val_max: at most this many validation items (images or videos) per validation.
@@ -128,6 +137,11 @@ class TrainOptions:
     act_ckpt: bool = False
     drop_path: float | None = None
     corrections: int = 7
+    point_prob: float = 0.5
+    box_prob: float = 0.5
+    init_frames: int = 2
+    correct_frames: int = 2
+    loss_weights: tuple[float, float, float, float] = (20.0, 1.0, 1.0, 1.0)
     seed: int = 0
     eval_every: int = 0
     val_max: int = 50
@@ -155,7 +169,8 @@ class TrainOptions:
             if getattr(self, name) not in allowed:
                 _fail(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         at_least = {"steps": 1, "batch_size": 1, "accumulate": 1, "save_every": 1, "num_frames": 1,
-                    "max_objects": 1, "lora": 0, "corrections": 0, "eval_every": 0, "val_max": 0, "workers": 0}
+                    "max_objects": 1, "lora": 0, "corrections": 0, "eval_every": 0, "val_max": 0, "workers": 0,
+                    "init_frames": 1, "correct_frames": 0}
         for name, minimum in at_least.items():
             if getattr(self, name) < minimum:
                 _fail(name, f"must be >= {minimum}, got {getattr(self, name)}")
@@ -176,6 +191,14 @@ class TrainOptions:
             _fail("stop_after", f"must be >= 1, got {self.stop_after}")
         if self.drop_path is not None and not 0 <= self.drop_path < 1:
             _fail("drop_path", f"must be in [0, 1), got {self.drop_path}")
+        for name in ("point_prob", "box_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                _fail(name, f"must be a probability in [0, 1], got {getattr(self, name)}")
+        weights = tuple(self.loss_weights)
+        if len(weights) != 4 or not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+            problem = f"must be 4 finite weights >= 0 (focal, dice, IoU, object score), not all 0; got {weights}"
+            _fail("loss_weights", problem)
+        object.__setattr__(self, "loss_weights", tuple(float(w) for w in weights))
         if not 0 < self.image_share < 1:
             _fail("image_share", f"must be in (0, 1), got {self.image_share}")
         if self.image_batch_size is not None and self.image_batch_size < 1:
@@ -234,6 +257,11 @@ class TrainOptions:
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in RUN_CONFIG_EXCLUDED}
         values["world_size"] = world_size
         return values
+
+    @staticmethod
+    def defaults() -> dict[str, Any]:
+        """Each option's default value (the options without one left out)."""
+        return {f.name: f.default for f in dataclasses.fields(TrainOptions) if f.default is not dataclasses.MISSING}
 
     @property
     def images_batch(self) -> int:

@@ -58,14 +58,17 @@ def save_torch(path: Path, payload: Any) -> None:
         torch.save(payload, tmp)
 
 
-def _differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+def _differences(saved: Mapping[str, Any], current: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(saved) | set(current))
-    return [f"{key}: {saved.get(key)!r} there, {current.get(key)!r} now" for key in keys
-            if saved.get(key) != current.get(key)]
+    return [f"{key}: {saved.get(key, defaults.get(key))!r} there, {current.get(key)!r} now" for key in keys
+            if saved.get(key, defaults.get(key)) != current.get(key)]
 
 
-def load_last(path: Path, run_config: Mapping[str, Any], map_location: torch.device) -> dict[str, Any]:
-    """Read ``last.ckpt`` and check that it belongs to a run with ``run_config``.
+def load_last(
+    path: Path, run_config: Mapping[str, Any], map_location: torch.device, defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Read ``last.ckpt`` and check that it belongs to a run with ``run_config``. An option the
+    checkpoint does not record (written by an older sam2kit) counts as its value in ``defaults``.
 
     Raises:
         RunConfigError: no such file, not a training checkpoint, or another run configuration.
@@ -80,7 +83,7 @@ def load_last(path: Path, run_config: Mapping[str, Any], map_location: torch.dev
         ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise RunConfigError(f"{path}: not a sam2kit training checkpoint (expected format {CHECKPOINT_FORMAT})")
-    differences = _differences(state.get("run_config", {}), run_config)
+    differences = _differences(state.get("run_config", {}), run_config, defaults or {})
     if differences:
         shown = "; ".join(differences[:3]) + (f"; ... ({len(differences)} in all)" if len(differences) > 3 else "")
         raise RunConfigError(

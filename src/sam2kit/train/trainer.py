@@ -33,7 +33,7 @@ from .distributed import DistEnv, all_gather_objects, all_reduce_sum, barrier, i
 from .features import FeatureCache
 from .loader import DataOrder, ShardedSteps, make_loader
 from .lora import merged_state_dict
-from .losses import SAM2Loss
+from .losses import LossWeights, SAM2Loss
 from .model_setup import TrainingModel, build_training_model, resolve_training_config
 from .objective import TERM_NAMES, TrainingObjective, num_objects_of
 from .optim import build_optimizer, lr_factor, parameter_groups, set_learning_rates, trainable_parameters
@@ -99,6 +99,17 @@ def train(options: TrainOptions) -> TrainResult:
         shutdown()
 
 
+def prompt_options(options: TrainOptions) -> PromptOptions:
+    """How the run's samples are prompted: the recipe's simulation with the run's counts and odds."""
+    return PromptOptions(
+        prob_point_input=options.point_prob,
+        prob_box_input=options.box_prob,
+        num_init_cond_frames=options.init_frames,
+        num_frames_to_correct=options.correct_frames,
+        num_correction_points=options.corrections,
+    )
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -152,7 +163,7 @@ class _Run:
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=options.precision == "fp16")
         self.start_step = 0
         if options.resume:
-            state = load_last(self.last_path, self.run_config, env.device)
+            state = load_last(self.last_path, self.run_config, env.device, defaults=TrainOptions.defaults())
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             if state.get("grad_scaler"):
@@ -164,8 +175,9 @@ class _Run:
         if options.uses_cache:
             cache = FeatureCache(self.model, "disk" if options.cache == "disk" else "memory", self.out / "cache")
         self.objective = TrainingObjective(
-            self.model, kind=self.data.kind, prompts=PromptOptions(num_correction_points=options.corrections),
-            loss_fn=SAM2Loss(object_score=self.setup.config.pred_obj_scores), encoder_trains=options.encoder_trains,
+            self.model, kind=self.data.kind, prompts=prompt_options(options),
+            loss_fn=SAM2Loss(LossWeights(*options.loss_weights), object_score=self.setup.config.pred_obj_scores),
+            encoder_trains=options.encoder_trains,
             cache=cache, seed=options.seed,
         )
         self.forward: torch.nn.Module = self.objective
