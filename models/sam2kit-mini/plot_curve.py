@@ -1,7 +1,8 @@
 """Draw the training curve of sam2kit-mini (training loss per step, validation figures) from the
 runs' log.csv files into curve.png, with PIL only.
 
-    cd models/sam2kit-mini && python plot_curve.py phase1_log.csv phase2/log.csv phase3/log.csv phase2b/log.csv phase2c/log.csv phase4/log.csv phase5/log.csv phase6/log.csv --out curve.png
+    cd models/sam2kit-mini && python plot_curve.py phase1_log.csv phase2/log.csv phase3/log.csv \
+        phase2b/log.csv phase2c/log.csv phase4/log.csv phase5/log.csv phase6/log.csv phase7/log.csv --out curve.png
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import re
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+#: A log's phase name from its folder (phase5/log.csv) or file name (phase1_log.csv).
+PHASE_NAME = re.compile(r"^phase|_log$")
 WIDTH, HEIGHT, PAD = 900, 420, 60
 LOSS_COLOR, CLICK_COLOR, BOX_COLOR, JF_COLOR = (40, 90, 200), (220, 80, 40), (240, 160, 40), (40, 160, 80)
 
@@ -77,7 +81,8 @@ def main() -> None:
         draw.text((left - 52, y - 6), f"{10 ** (low + (high - low) * fraction):.2f}", fill=LOSS_COLOR)
     for step in range(0, last_step + 1, max(1, last_step // 8)):
         draw.text((x_of(step) - 10, bottom + 6), str(step), fill=(0, 0, 0))
-    draw.text((left, bottom + 24), "optimizer step, phases in training order (1, 2, 3, 2b, 2c, 4, 5, 6)", fill=(0, 0, 0))
+    phases = ", ".join(PHASE_NAME.sub("", path.parent.name or path.stem) for path in args.logs)
+    draw.text((left, bottom + 24), f"optimizer step, phases in training order ({phases})", fill=(0, 0, 0))
     legend = [("training loss (log scale, left)", LOSS_COLOR), ("val mIoU one click (right)", CLICK_COLOR),
               ("val mIoU box (right)", BOX_COLOR), ("val J&F first-frame click (right)", JF_COLOR)]
     for i, (text, color) in enumerate(legend):
