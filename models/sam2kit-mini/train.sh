@@ -90,4 +90,12 @@ synthetic data24b 0 600 24 6
     --num-frames 24 --point-prob 0.7 --init-frames 1 --correct-frames 2 --loss-weights 20,1,1,3 \
     --lr 2e-4 --encoder-lr 2e-4 --seed 9 --steps 1400 --warmup 20 --eval-every 700 --val-max 5 --save-every 25 \
     --out "$WORK/phase9" $(resume "$WORK/phase9")
-# the shipped weights: phase 9's model.pt (src/sam2kit/weights/sam2kit_mini.pt)
+# phase 10: the same from phase 9's weights on another 600 new clips (seed 7), half the rate, 700 steps
+synthetic data24c 0 600 24 7
+[ -f "$WORK/phase10/model.pt" ] || OMP_NUM_THREADS=1 python -m torch.distributed.run --nproc_per_node 2 \
+    --master_addr 127.0.0.1 --master_port 29658 -m sam2kit train --checkpoint "$WORK/phase9/model.pt" \
+    --config sam2kit-mini --data "$WORK/data24c" "${LONG_CLIP_OPTS[@]}" --batch-size 1 --image-batch-size 4 \
+    --num-frames 24 --point-prob 0.7 --init-frames 1 --correct-frames 2 --loss-weights 20,1,1,3 \
+    --lr 1e-4 --encoder-lr 1e-4 --seed 10 --steps 700 --warmup 20 --eval-every 700 --val-max 5 --save-every 25 \
+    --out "$WORK/phase10" $(resume "$WORK/phase10")
+# the shipped weights: phase 10's model.pt (src/sam2kit/weights/sam2kit_mini.pt)
