@@ -70,32 +70,29 @@ synthetic data24 0 300 24 4
 [ -f "$WORK/phase6/model.pt" ] || sam2kit train --checkpoint "$WORK/phase5/model.pt" --config sam2kit-mini \
     --data "$WORK/data24" "${LONG_CLIP_OPTS[@]}" --num-frames 24 --lr 1e-4 --encoder-lr 1e-4 --seed 6 --steps 280 \
     --warmup 10 --eval-every 280 --val-max 5 --save-every 20 --out "$WORK/phase6" $(resume "$WORK/phase6")
-# phase 7: 24-frame clips again, with the first prompt on frame 0 alone (--init-frames 1), a click
-# or box more often than the true mask (--point-prob 0.7) and the object-score loss weighed 3
+# phases 7, 9 and 10: 24-frame clips, with the first prompt on frame 0 alone (--init-frames 1), a
+# click or box more often than the true mask (--point-prob 0.7) and the object-score loss weighed 3
 # (objects that leave or hide were followed onto other shapes); two processes of one thread each
 # (gloo), 1.3x the samples/s of one two-thread process on this CPU, the same weights as one process
-# with the doubled batch
-[ -f "$WORK/phase7/model.pt" ] || OMP_NUM_THREADS=1 python -m torch.distributed.run --nproc_per_node 2 \
-    --master_addr 127.0.0.1 --master_port 29655 -m sam2kit train --checkpoint "$WORK/phase6/model.pt" \
-    --config sam2kit-mini --data "$WORK/data24" "${LONG_CLIP_OPTS[@]}" --batch-size 1 --image-batch-size 4 \
-    --num-frames 24 --point-prob 0.7 --init-frames 1 --correct-frames 2 --loss-weights 20,1,1,3 \
-    --lr 2e-4 --encoder-lr 2e-4 --seed 7 --steps 1100 --warmup 20 --eval-every 275 --val-max 5 --save-every 25 \
-    --out "$WORK/phase7" $(resume "$WORK/phase7")
-# phase 9: phase 7's options from its weights on 600 new 24-frame clips (seed 6): phase 7 had gone 8
-# times over its 300 clips and scored higher on them than on unseen clips
+# with the doubled batch.
+# clip_phase OUT FROM DATA PORT OPTION...: trains $WORK/OUT from $WORK/FROM/model.pt on $WORK/DATA
+# (torchrun's rendezvous on PORT), unless OUT/model.pt is there
+clip_phase() {
+    local out=$1 from=$2 data=$3 port=$4
+    shift 4
+    [ -f "$WORK/$out/model.pt" ] || OMP_NUM_THREADS=1 python -m torch.distributed.run --nproc_per_node 2 \
+        --master_addr 127.0.0.1 --master_port "$port" -m sam2kit train --checkpoint "$WORK/$from/model.pt" \
+        --config sam2kit-mini --data "$WORK/$data" "${LONG_CLIP_OPTS[@]}" --batch-size 1 --image-batch-size 4 \
+        --num-frames 24 --point-prob 0.7 --init-frames 1 --correct-frames 2 --loss-weights 20,1,1,3 \
+        --warmup 20 --val-max 5 --save-every 25 "$@" --out "$WORK/$out" $(resume "$WORK/$out")
+}
+# phase 7: on phase 6's clips, from its weights
+clip_phase phase7 phase6 data24 29655 --lr 2e-4 --encoder-lr 2e-4 --seed 7 --steps 1100 --eval-every 275
+# phase 9: on 600 new clips (seed 6), from phase 7's weights: phase 7 had gone 8 times over its 300
+# clips and scored higher on them than on unseen clips
 synthetic data24b 0 600 24 6
-[ -f "$WORK/phase9/model.pt" ] || OMP_NUM_THREADS=1 python -m torch.distributed.run --nproc_per_node 2 \
-    --master_addr 127.0.0.1 --master_port 29657 -m sam2kit train --checkpoint "$WORK/phase7/model.pt" \
-    --config sam2kit-mini --data "$WORK/data24b" "${LONG_CLIP_OPTS[@]}" --batch-size 1 --image-batch-size 4 \
-    --num-frames 24 --point-prob 0.7 --init-frames 1 --correct-frames 2 --loss-weights 20,1,1,3 \
-    --lr 2e-4 --encoder-lr 2e-4 --seed 9 --steps 1400 --warmup 20 --eval-every 700 --val-max 5 --save-every 25 \
-    --out "$WORK/phase9" $(resume "$WORK/phase9")
-# phase 10: the same from phase 9's weights on another 600 new clips (seed 7), half the rate, 700 steps
+clip_phase phase9 phase7 data24b 29657 --lr 2e-4 --encoder-lr 2e-4 --seed 9 --steps 1400 --eval-every 700
+# phase 10: on another 600 new clips (seed 7), from phase 9's weights, half the rate, 700 steps
 synthetic data24c 0 600 24 7
-[ -f "$WORK/phase10/model.pt" ] || OMP_NUM_THREADS=1 python -m torch.distributed.run --nproc_per_node 2 \
-    --master_addr 127.0.0.1 --master_port 29658 -m sam2kit train --checkpoint "$WORK/phase9/model.pt" \
-    --config sam2kit-mini --data "$WORK/data24c" "${LONG_CLIP_OPTS[@]}" --batch-size 1 --image-batch-size 4 \
-    --num-frames 24 --point-prob 0.7 --init-frames 1 --correct-frames 2 --loss-weights 20,1,1,3 \
-    --lr 1e-4 --encoder-lr 1e-4 --seed 10 --steps 700 --warmup 20 --eval-every 700 --val-max 5 --save-every 25 \
-    --out "$WORK/phase10" $(resume "$WORK/phase10")
+clip_phase phase10 phase9 data24c 29658 --lr 1e-4 --encoder-lr 1e-4 --seed 10 --steps 700 --eval-every 700
 # the shipped weights: phase 10's model.pt (src/sam2kit/weights/sam2kit_mini.pt)
