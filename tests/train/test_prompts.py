@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from conftest import require_reference
+from sam2kit.predict.interior import interior_points
 from sam2kit.train.prompts import (
     Clicks,
     PromptOptions,
@@ -125,6 +126,49 @@ def test_first_prompt_and_correction() -> None:
         first_prompt(masks, "scribble", options, gen())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"\(B, H, W\)"):
         sample_points_inside(masks[0], gen())
+
+
+def test_interior_clicks() -> None:
+    """With prob_interior_click, first clicks land on each object's deepest pixel (per object, by
+    chance); at 0 the recipe's uniform draws, and its random stream, are unchanged."""
+    masks = square_masks()
+    uniform = first_prompt(masks, "point", PromptOptions(), gen(3))
+    assert isinstance(uniform, Clicks)
+    assert torch.equal(uniform.coords, sample_points_inside(masks, gen(3)).coords)
+    always = first_prompt(masks, "point", PromptOptions(prob_interior_click=1.0), gen(3))
+    assert isinstance(always, Clicks)
+    assert always.coords[0, 0].tolist() == [14.0, 14.0] and always.coords[1, 0].tolist() == [47.0, 19.0]
+    assert always.labels[:2].eq(1).all()
+    # the empty mask keeps its negative click in the background
+    assert torch.equal(always.coords[2], uniform.coords[2]) and always.labels[2, 0] == 0
+    half = PromptOptions(prob_interior_click=0.5)
+    deepest = interior_points(masks[:1])
+    hits = [
+        torch.equal(clicks.coords[0], deepest)
+        for clicks in (first_prompt(masks, "point", half, gen(seed)) for seed in range(200))
+        if isinstance(clicks, Clicks)
+    ]
+    assert len(hits) == 200 and sum(hits) / 200 == pytest.approx(0.5, abs=0.1)
+    box = first_prompt(masks, "box", PromptOptions(prob_interior_click=1.0), gen(3))
+    assert isinstance(box, Clicks) and box.labels[0].tolist() == [2, 3]  # boxes unaffected
+    with pytest.raises(ValueError, match="prob_interior_click"):
+        PromptOptions(prob_interior_click=2.0)
+
+
+def test_interior_points() -> None:
+    masks = torch.zeros(3, 40, 60, dtype=torch.bool)
+    masks[0, 5:15, 5:55] = True  # a thin bar ...
+    masks[0, 5:35, 40:55] = True  # ... with a thick block at its right end
+    masks[1, 3, 7] = True  # one pixel
+    masks[2, 10:21, 10:21] = True  # a square: its centre
+    points = interior_points(masks)
+    x, y = points[0].tolist()
+    assert masks[0, int(y), int(x)] and 40 + 4 <= x <= 55 - 5 and 5 + 4 <= y <= 35 - 5
+    assert points[1].tolist() == [7.0, 3.0] and points[2].tolist() == [15.0, 15.0]
+    with pytest.raises(ValueError, match="empty mask"):
+        interior_points(torch.zeros(2, 9, 9, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"\(B, H, W\)"):
+        interior_points(masks[0])
 
 
 def test_plans() -> None:

@@ -27,9 +27,10 @@ def test_defaults_are_the_official_recipe() -> None:
 def test_prompt_options_shape_the_plans() -> None:
     options = TrainOptions(
         data="d", out="o", config="sam2kit-mini", point_prob=1.0, box_prob=0.0, init_frames=1, correct_frames=1,
-        corrections=3,
+        corrections=3, center_click_prob=0.25,
     )
     prompts = prompt_options(options)
+    assert prompts.prob_interior_click == 0.25
     generator = torch.Generator().manual_seed(0)
     plans = [plan_prompts(8, prompts, generator) for _ in range(50)]
     assert {plan.kind for plan in plans} == {"point"}  # never a box, never the mask
@@ -55,6 +56,7 @@ def test_loss_weights_scale_the_logged_loss(tmp_path: Path) -> None:
     [
         ("--point-prob", "1.5", "[0, 1]"),
         ("--box-prob", "-0.1", ">= 0"),
+        ("--center-click-prob", "1.01", "[0, 1]"),
         ("--init-frames", "0", ">= 1"),
         ("--correct-frames", "-1", ">= 0"),
         ("--loss-weights", "20,1,1", "4 comma-separated weights"),
@@ -89,7 +91,7 @@ def test_yaml_names_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert train_cli(*older) == 0
     path = tmp_path / "older" / "last.ckpt"
     state = torch.load(path, weights_only=True)
-    for name in ("point_prob", "box_prob", "init_frames", "correct_frames", "loss_weights"):
+    for name in ("point_prob", "box_prob", "center_click_prob", "init_frames", "correct_frames", "loss_weights"):
         del state["run_config"][name]
     torch.save(state, path)
     assert train_cli(*older, "--resume") == 0

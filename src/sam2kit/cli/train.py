@@ -126,6 +126,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                       help="on clips, probability of a click or box first prompt, else the true mask (default 0.5)")
     what.add_argument("--box-prob", metavar="P", type=common.fraction,
                       help="probability of a box rather than a click as the first prompt (default 0.5)")
+    what.add_argument("--center-click-prob", metavar="P", type=common.fraction,
+                      help="probability that a first click is the object's most interior pixel, where people "
+                           "click, rather than uniform inside it (default 0: the recipe)")
     what.add_argument("--init-frames", metavar="N", type=common.positive_int,
                       help="at most N frames of a clip get the first prompt, frame 0 and random others (default 2)")
     what.add_argument("--correct-frames", metavar="N", type=common.non_negative_int,

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..metrics import image_miou, mean_j_and_f, sequence_j_and_f
 from ..modeling.sam2 import SAM2Model
+from ..predict.interior import interior_points
 from ..synthetic import SceneOptions, render_clip, render_image
 
 __all__ = ["SyntheticScores", "evaluate_synthetic", "interior_point"]
@@ -51,24 +51,14 @@ class SyntheticScores:
 
 
 def interior_point(mask: np.ndarray) -> tuple[float, float]:
-    """``(x, y)`` pixel centre of the pixel farthest inside ``mask`` ``(H, W)`` bool (chessboard
-    distance to the background; ties: the one nearest the mask's centroid).
+    """``(x, y)`` pixel centre of the pixel farthest inside ``mask`` ``(H, W)`` bool (see
+    :func:`~sam2kit.predict.interior.interior_points`).
 
     Raises:
         ValueError: the mask is empty.
     """
-    current = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
-    if not bool(current.any()):
-        raise ValueError("cannot click on an empty mask")
-    while True:  # erode until nothing is left; the last non-empty erosion is the deepest core
-        eroded = -F.max_pool2d(-F.pad(current, (1, 1, 1, 1), value=0.0), 3, stride=1)
-        if not bool(eroded.any()):
-            break
-        current = eroded
-    ys, xs = np.nonzero(current[0, 0].numpy())
-    cy, cx = np.nonzero(mask)
-    nearest = int(np.argmin((ys - cy.mean()) ** 2 + (xs - cx.mean()) ** 2))
-    return float(xs[nearest]), float(ys[nearest])
+    x, y = interior_points(torch.from_numpy(np.ascontiguousarray(mask))[None])[0].tolist()
+    return x, y
 
 
 def _image_masks(model: SAM2Model, images: list[np.ndarray], targets: list[np.ndarray]) -> list[np.ndarray]:

@@ -83,6 +83,9 @@ class TrainOptions:
         point_prob: on clips, probability that the first prompt is a click or a box rather than the
             ground-truth mask (the recipe's 0.5; still images are always clicked or boxed).
         box_prob: probability of a box rather than a click, given a click-or-box prompt (0.5).
+        center_click_prob: probability that a first click lands on the object's most interior pixel
+            (where a person clicks, and where the held-out figures click) rather than uniformly
+            inside it (the recipe: 0, always uniform).
         init_frames: at most this many frames get the first prompt, frame 0 and random others, the
             number drawn in 1..init_frames (the recipe's 2).
         correct_frames: at most this many frames get correction clicks, the prompted ones first, the
@@ -139,6 +142,7 @@ class TrainOptions:
     corrections: int = 7
     point_prob: float = 0.5
     box_prob: float = 0.5
+    center_click_prob: float = 0.0
     init_frames: int = 2
     correct_frames: int = 2
     loss_weights: tuple[float, float, float, float] = (20.0, 1.0, 1.0, 1.0)
@@ -191,7 +195,7 @@ class TrainOptions:
             _fail("stop_after", f"must be >= 1, got {self.stop_after}")
         if self.drop_path is not None and not 0 <= self.drop_path < 1:
             _fail("drop_path", f"must be in [0, 1), got {self.drop_path}")
-        for name in ("point_prob", "box_prob"):
+        for name in ("point_prob", "box_prob", "center_click_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 _fail(name, f"must be a probability in [0, 1], got {getattr(self, name)}")
         weights = tuple(self.loss_weights)

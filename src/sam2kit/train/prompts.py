@@ -5,7 +5,8 @@ draws, once per sample, how it is prompted:
 
 - the first prompt, on each of 1-2 initial conditioning frames (frame 0 and maybe a random other):
   the ground-truth mask itself (probability ``1 - prob_point_input``), else a jittered box
-  (``prob_box_input`` of the rest), else one point drawn uniformly inside the object;
+  (``prob_box_input`` of the rest), else one point drawn uniformly inside the object (or, with
+  ``prob_interior_click``, at its most interior pixel, where a person clicks);
 - with a point or box prompt, a few frames (the initial ones and maybe random others) receive
   ``num_correction_points`` rounds of one correction click each, every click sampled from the error
   region of the current prediction (:func:`sample_correction_clicks`) or, with a small probability,
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+
+from ..predict.interior import interior_points
 
 __all__ = [
     "PromptOptions",
@@ -55,6 +58,9 @@ class PromptOptions:
             (``prob_to_use_box_input_for_train`` 0.5: a box 25 % of the time on clips).
         prob_sample_from_gt: probability that a correction click is drawn from the ground truth
             alone instead of from the prediction's errors (``prob_to_sample_from_gt_for_train`` 0.1).
+        prob_interior_click: probability that a first click (drawn per object) lands on the object's
+            most interior pixel (:func:`~sam2kit.predict.interior.interior_points`, where a person
+            clicks) instead of uniformly inside it. Not in the recipe (0: always uniform).
         num_correction_points: correction rounds (one click each) on every frame to correct
             (``num_correction_pt_per_frame`` 7).
         num_init_cond_frames: frames prompted first, frame 0 included (``num_init_cond_frames_for_train`` 2).
@@ -74,6 +80,7 @@ class PromptOptions:
     prob_point_input_for_images: float = 1.0
     prob_box_input: float = 0.5
     prob_sample_from_gt: float = 0.1
+    prob_interior_click: float = 0.0
     num_correction_points: int = 7
     num_init_cond_frames: int = 2
     rand_init_cond_frames: bool = True
@@ -84,7 +91,9 @@ class PromptOptions:
     box_noise_bound: float = 20.0
 
     def __post_init__(self) -> None:
-        for name in ("prob_point_input", "prob_point_input_for_images", "prob_box_input", "prob_sample_from_gt"):
+        probabilities = ("prob_point_input", "prob_point_input_for_images", "prob_box_input", "prob_sample_from_gt",
+                         "prob_interior_click")
+        for name in probabilities:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
@@ -282,14 +291,22 @@ def first_prompt(
     gt_masks: torch.Tensor, kind: PromptKind, options: PromptOptions, generator: torch.Generator
 ) -> Clicks | torch.Tensor:
     """The first prompt of a plan on one frame: :class:`Clicks` for ``"point"`` / ``"box"``, the
-    ground-truth masks ``(B, 1, H, W)`` float for ``"mask"``. ``gt_masks`` ``(B, H, W)`` bool."""
+    ground-truth masks ``(B, 1, H, W)`` float for ``"mask"``. ``gt_masks`` ``(B, H, W)`` bool; an
+    empty one gets a negative click in the background (an object absent from that frame)."""
     gt = _check_masks(gt_masks, "gt_masks")
     if kind == "mask":
         return gt[:, None].float()
     if kind == "box":
         return sample_box_prompts(gt, generator, options.box_noise, options.box_noise_bound)
     if kind == "point":
-        return sample_points_inside(gt, generator)
+        clicks = sample_points_inside(gt, generator)
+        if options.prob_interior_click > 0:  # drawn only then, so the recipe's random stream is kept
+            interior = (_uniform(generator, gt.shape[0]).to(gt.device) < options.prob_interior_click) & gt.flatten(
+                1
+            ).any(dim=1)
+            if bool(interior.any()):
+                clicks.coords[interior, 0] = interior_points(gt[interior]).to(clicks.coords.dtype)
+        return clicks
     raise ValueError(f"kind must be 'point', 'box' or 'mask', got {kind!r}")
 
 

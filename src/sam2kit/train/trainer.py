@@ -104,6 +104,7 @@ def prompt_options(options: TrainOptions) -> PromptOptions:
     return PromptOptions(
         prob_point_input=options.point_prob,
         prob_box_input=options.box_prob,
+        prob_interior_click=options.center_click_prob,
         num_init_cond_frames=options.init_frames,
         num_frames_to_correct=options.correct_frames,
         num_correction_points=options.corrections,
