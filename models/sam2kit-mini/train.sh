@@ -70,7 +70,7 @@ synthetic data24 0 300 24 4
 [ -f "$WORK/phase6/model.pt" ] || sam2kit train --checkpoint "$WORK/phase5/model.pt" --config sam2kit-mini \
     --data "$WORK/data24" "${LONG_CLIP_OPTS[@]}" --num-frames 24 --lr 1e-4 --encoder-lr 1e-4 --seed 6 --steps 280 \
     --warmup 10 --eval-every 280 --val-max 5 --save-every 20 --out "$WORK/phase6" $(resume "$WORK/phase6")
-# phases 7, 9 and 10: 24-frame clips, with the first prompt on frame 0 alone (--init-frames 1), a
+# phases 7, 9, 10, 11: 24-frame clips, with the first prompt on frame 0 alone (--init-frames 1), a
 # click or box more often than the true mask (--point-prob 0.7) and the object-score loss weighed 3
 # (objects that leave or hide were followed onto other shapes); two processes of one thread each
 # (gloo), 1.3x the samples/s of one two-thread process on this CPU, the same weights as one process
@@ -95,4 +95,17 @@ clip_phase phase9 phase7 data24b 29657 --lr 2e-4 --encoder-lr 2e-4 --seed 9 --st
 # phase 10: on another 600 new clips (seed 7), from phase 9's weights, half the rate, 700 steps
 synthetic data24c 0 600 24 7
 clip_phase phase10 phase9 data24c 29658 --lr 1e-4 --encoder-lr 1e-4 --seed 10 --steps 700 --eval-every 700
-# the shipped weights: phase 10's model.pt (src/sam2kit/weights/sam2kit_mini.pt)
+# phase 11: from phase 10's weights on 1,200 new clips (seed 8); half of the first clicks land on
+# the object's most interior pixel, where people click (--center-click-prob 0.5)
+synthetic data24d 0 1200 24 8
+clip_phase phase11 phase10 data24d 29659 --center-click-prob 0.5 --lr 1.5e-4 --encoder-lr 1.5e-4 --seed 11 \
+    --steps 1400 --eval-every 700
+# phase 12: the prompt encoder and mask decoder alone (cached image features) on the still images,
+# three first clicks in four on the object's most interior pixel: the IoU head learns which of a
+# click's three candidates is meant there (two processes of 4 images each)
+[ -f "$WORK/phase12/model.pt" ] || OMP_NUM_THREADS=1 python -m torch.distributed.run --nproc_per_node 2 \
+    --master_addr 127.0.0.1 --master_port 29660 -m sam2kit train --checkpoint "$WORK/phase11/model.pt" \
+    --config sam2kit-mini --data "$WORK/data" --data-format images --train decoder --batch-size 4 --steps 400 \
+    --lr 5e-5 --warmup 10 --weight-decay 0.05 --clip 1.0 --corrections 2 --center-click-prob 0.75 --box-prob 0.3 \
+    --seed 12 --eval-every 400 --val-max 20 --save-every 50 --out "$WORK/phase12" $(resume "$WORK/phase12")
+# the shipped weights: phase 12's model.pt (src/sam2kit/weights/sam2kit_mini.pt)
