@@ -301,9 +301,8 @@ def first_prompt(
     if kind == "point":
         clicks = sample_points_inside(gt, generator)
         if options.prob_interior_click > 0:  # drawn only then, so the recipe's random stream is kept
-            interior = (_uniform(generator, gt.shape[0]).to(gt.device) < options.prob_interior_click) & gt.flatten(
-                1
-            ).any(dim=1)
+            drawn = _uniform(generator, gt.shape[0]).to(gt.device) < options.prob_interior_click
+            interior = drawn & gt.flatten(1).any(dim=1)  # an empty mask keeps its background click
             if bool(interior.any()):
                 clicks.coords[interior, 0] = interior_points(gt[interior]).to(clicks.coords.dtype)
         return clicks
