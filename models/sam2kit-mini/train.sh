@@ -70,21 +70,26 @@ synthetic data24 0 300 24 4
 [ -f "$WORK/phase6/model.pt" ] || sam2kit train --checkpoint "$WORK/phase5/model.pt" --config sam2kit-mini \
     --data "$WORK/data24" "${LONG_CLIP_OPTS[@]}" --num-frames 24 --lr 1e-4 --encoder-lr 1e-4 --seed 6 --steps 280 \
     --warmup 10 --eval-every 280 --val-max 5 --save-every 20 --out "$WORK/phase6" $(resume "$WORK/phase6")
-# phases 7, 9, 10, 11: 24-frame clips, with the first prompt on frame 0 alone (--init-frames 1), a
+# phases 7, 9, 10, 11, 14, 16: 24-frame clips, with the first prompt on frame 0 alone (--init-frames 1), a
 # click or box more often than the true mask (--point-prob 0.7) and the object-score loss weighed 3
 # (objects that leave or hide were followed onto other shapes); two processes of one thread each
 # (gloo), 1.3x the samples/s of one two-thread process on this CPU, the same weights as one process
 # with the doubled batch.
+# two_procs OUT PORT OPTION...: `sam2kit train OPTION... --out $WORK/OUT` in two processes of one
+# thread each (torchrun's rendezvous on PORT), unless OUT/model.pt is there
+two_procs() {
+    local out=$1 port=$2
+    shift 2
+    [ -f "$WORK/$out/model.pt" ] || OMP_NUM_THREADS=1 python -m torch.distributed.run --nproc_per_node 2 \
+        --master_addr 127.0.0.1 --master_port "$port" -m sam2kit train "$@" --out "$WORK/$out" $(resume "$WORK/$out")
+}
 # clip_phase OUT FROM DATA PORT OPTION...: trains $WORK/OUT from $WORK/FROM/model.pt on $WORK/DATA
-# (torchrun's rendezvous on PORT), unless OUT/model.pt is there
 clip_phase() {
     local out=$1 from=$2 data=$3 port=$4
     shift 4
-    [ -f "$WORK/$out/model.pt" ] || OMP_NUM_THREADS=1 python -m torch.distributed.run --nproc_per_node 2 \
-        --master_addr 127.0.0.1 --master_port "$port" -m sam2kit train --checkpoint "$WORK/$from/model.pt" \
-        --config sam2kit-mini --data "$WORK/$data" "${LONG_CLIP_OPTS[@]}" --batch-size 1 --image-batch-size 4 \
-        --num-frames 24 --point-prob 0.7 --init-frames 1 --correct-frames 2 --loss-weights 20,1,1,3 \
-        --warmup 20 --val-max 5 --save-every 25 "$@" --out "$WORK/$out" $(resume "$WORK/$out")
+    two_procs "$out" "$port" --checkpoint "$WORK/$from/model.pt" --config sam2kit-mini --data "$WORK/$data" \
+        "${LONG_CLIP_OPTS[@]}" --batch-size 1 --image-batch-size 4 --num-frames 24 --point-prob 0.7 --init-frames 1 \
+        --correct-frames 2 --loss-weights 20,1,1,3 --warmup 20 --val-max 5 --save-every 25 "$@"
 }
 # phase 7: on phase 6's clips, from its weights
 clip_phase phase7 phase6 data24 29655 --lr 2e-4 --encoder-lr 2e-4 --seed 7 --steps 1100 --eval-every 275
@@ -100,12 +105,28 @@ clip_phase phase10 phase9 data24c 29658 --lr 1e-4 --encoder-lr 1e-4 --seed 10 --
 synthetic data24d 0 1200 24 8
 clip_phase phase11 phase10 data24d 29659 --center-click-prob 0.5 --lr 1.5e-4 --encoder-lr 1.5e-4 --seed 11 \
     --steps 1400 --eval-every 700
-# phase 12: the prompt encoder and mask decoder alone (cached image features) on the still images,
-# three first clicks in four on the object's most interior pixel: the IoU head learns which of a
-# click's three candidates is meant there (two processes of 4 images each)
-[ -f "$WORK/phase12/model.pt" ] || OMP_NUM_THREADS=1 python -m torch.distributed.run --nproc_per_node 2 \
-    --master_addr 127.0.0.1 --master_port 29660 -m sam2kit train --checkpoint "$WORK/phase11/model.pt" \
-    --config sam2kit-mini --data "$WORK/data" --data-format images --train decoder --batch-size 4 --steps 400 \
-    --lr 5e-5 --warmup 10 --weight-decay 0.05 --clip 1.0 --corrections 2 --center-click-prob 0.75 --box-prob 0.3 \
-    --seed 12 --eval-every 400 --val-max 20 --save-every 50 --out "$WORK/phase12" $(resume "$WORK/phase12")
-# the shipped weights: phase 12's model.pt (src/sam2kit/weights/sam2kit_mini.pt)
+# decoder_phase OUT FROM PORT SEED: the prompt encoder and mask decoder alone (cached image features)
+# from $WORK/FROM/model.pt on the still images, three first clicks in four on the object's most
+# interior pixel, so that the IoU head learns which of a click's three candidates is meant there
+# (two processes of 4 images each, 400 steps)
+decoder_phase() {
+    two_procs "$1" "$3" --checkpoint "$WORK/$2/model.pt" --config sam2kit-mini --data "$WORK/data" \
+        --data-format images --train decoder --batch-size 4 --steps 400 --lr 5e-5 --warmup 10 --weight-decay 0.05 \
+        --clip 1.0 --corrections 2 --center-click-prob 0.75 --box-prob 0.3 --seed "$4" --eval-every 400 \
+        --val-max 20 --save-every 50
+}
+# phase 12: a decoder phase from phase 11's weights
+decoder_phase phase12 phase11 29660 12
+# phase 14: phase 11's options from phase 12's weights on 1,000 new clips (seed 10), 1,000 steps
+synthetic data24f 0 1000 24 10
+clip_phase phase14 phase12 data24f 29671 --center-click-prob 0.5 --lr 1.5e-4 --encoder-lr 1.5e-4 --seed 14 \
+    --steps 1000 --eval-every 1000
+# phase 15: a decoder phase from phase 14's weights
+decoder_phase phase15 phase14 29672 15
+# phase 16: the same from phase 15's weights on 800 new clips (seed 11), 650 steps
+synthetic data24g 0 800 24 11
+clip_phase phase16 phase15 data24g 29673 --center-click-prob 0.5 --lr 1.5e-4 --encoder-lr 1.5e-4 --seed 16 \
+    --steps 650 --eval-every 650
+# phase 17: a decoder phase from phase 16's weights
+decoder_phase phase17 phase16 29674 17
+# the shipped weights: phase 17's model.pt (src/sam2kit/weights/sam2kit_mini.pt)
