@@ -105,6 +105,9 @@ class SAM2Config:
     sigmoid_scale_for_mem_enc: float = 20.0
     sigmoid_bias_for_mem_enc: float = -10.0
     binarize_mask_from_pts_for_mem_enc: bool = True
+    # Tracking (eval mode): each pixel of the masks written to memory goes to the highest-scoring
+    # object among all objects tracked on the frame; prompted frames' memories are per object.
+    # (sam2 1.1.0 tracks objects one at a time, so there the flag no longer has an effect.)
     non_overlap_masks_for_mem_enc: bool = False
     no_obj_embed_spatial: bool = True
     # SAM heads
@@ -182,7 +185,9 @@ MINI_NAME = "sam2kit-mini"
 #: narrow, small enough to train on a CPU: 256 px input, a Hiera trunk of width 24 with stages
 #: (1, 2, 4, 1) (block 5 global; at 256 px the last two stages' windows are whole maps), a 64-wide
 #: neck / decoder / memory attention (2 layers, FFN 256, no dropout) and 32-wide memories; 2.07 M parameters.
-#: Every behaviour flag keeps its SAM 2.1 value, so it tracks with the same engine and options.
+#: Every behaviour flag keeps its SAM 2.1 value but one: ``non_overlap_masks_for_mem_enc``, so that
+#: tracked objects do not remember each other's pixels (its small memory would otherwise follow a
+#: neighbouring shape; models/sam2kit-mini/README.md gives the figures).
 EXTRA_PRESETS: dict[str, SAM2Config] = {
     MINI_NAME: SAM2Config(
         name=MINI_NAME,
@@ -202,6 +207,7 @@ EXTRA_PRESETS: dict[str, SAM2Config] = {
         # Trained on a CPU: no memory-attention dropout (it makes attention 6x slower there and a
         # model this small on synthetic scenes does not need it). Inference is the same either way.
         memory_attention_dropout=0.0,
+        non_overlap_masks_for_mem_enc=True,
     )
 }
 

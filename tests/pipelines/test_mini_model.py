@@ -1,7 +1,8 @@
 """The shipped sam2kit-mini model: it loads offline by name, and on synthetic scenes it never saw
 (seed 2; it trained on seed 1) it segments and tracks far better than the same preset with random
-weights. Its bar (issue "sam2kit train", item 6: one-click mIoU >= 0.85, J&F >= 0.75) is not met
-yet: that test is a strict xfail, so reaching the bar (or a regression) changes this file."""
+weights. Its bar (issue "sam2kit train", item 6: one-click mIoU >= 0.85, J&F >= 0.75) is met for
+J&F (scored as DAVIS label maps) but not yet for the one-click mIoU: that test is a strict xfail, so
+reaching it changes this file."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # 60 still scenes, 8 clips of 24 frames with occlusions and shapes leaving the frame.
 HELD_OUT = dict(images=60, clips=8, frames=24, seed=2)
 # What the shipped weights reach on HELD_OUT (models/sam2kit-mini/README.md), less a margin.
-SHIPPED_FLOOR = {"image_miou": 0.78, "video_j_and_f": 0.67}
+SHIPPED_FLOOR = {"image_miou": 0.78, "video_j_and_f": 0.70}
 BAR = {"image_miou": 0.85, "video_j_and_f": 0.75}
 
 
@@ -80,7 +81,10 @@ def test_random_weights_score_far_lower() -> None:
     assert scores.image_miou < 0.3 and scores.video_j_and_f < 0.3, scores
 
 
-@pytest.mark.xfail(strict=True, reason="sam2kit-mini is still below its bar: see models/sam2kit-mini/README.md")
-def test_shipped_model_meets_its_bar(shipped_scores: SyntheticScores) -> None:
-    for name, bar in BAR.items():
-        assert getattr(shipped_scores, name) >= bar, shipped_scores
+def test_shipped_model_meets_its_video_bar(shipped_scores: SyntheticScores) -> None:
+    assert shipped_scores.video_j_and_f >= BAR["video_j_and_f"], shipped_scores
+
+
+@pytest.mark.xfail(strict=True, reason="sam2kit-mini is still below its image bar: see models/sam2kit-mini/README.md")
+def test_shipped_model_meets_its_image_bar(shipped_scores: SyntheticScores) -> None:
+    assert shipped_scores.image_miou >= BAR["image_miou"], shipped_scores

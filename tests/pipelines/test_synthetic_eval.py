@@ -43,3 +43,20 @@ def test_the_same_preset_with_random_weights_does_not(single_thread) -> None:
     scores = evaluate_synthetic(model, images=20, clips=3, frames=24, seed=2)
     assert scores.image_miou < 0.3, scores
     assert scores.video_j_and_f < 0.3, scores
+
+
+def test_clips_are_scored_as_label_maps(single_thread) -> None:
+    """By default each pixel of a tracked clip belongs to at most one object, as in a DAVIS result;
+    ``non_overlap=False`` scores the objects' own masks, which the shipped model lets overlap."""
+    from sam2kit import from_pretrained
+    from sam2kit.pipelines.synthetic_eval import _track_clip
+    from sam2kit.synthetic import render_clip
+
+    model = from_pretrained("sam2kit-mini", device="cpu").eval()
+    overlapped = 0
+    for index in range(3):
+        clip, masks = render_clip(np.random.default_rng([2, 12, index]), 24, 256)
+        exclusive = _track_clip(model, clip, masks, non_overlap=True)
+        assert exclusive.sum(axis=1).max() <= 1
+        overlapped += int((_track_clip(model, clip, masks, non_overlap=False).sum(axis=1) > 1).sum())
+    assert overlapped > 0

@@ -169,6 +169,38 @@ def test_non_overlap_masks_give_each_pixel_to_one_object(model) -> None:
     assert not ((masks[0] > 0) & (masks[1] > 0)).any()
 
 
+
+def _track_three_overlapping_objects(model, groups_of_one: bool, monkeypatch) -> list[torch.Tensor]:
+    """Objects 1 and 2 (overlapping boxes) are prompted on frame 0, object 3 on frames 0 and 2, so
+    the engine batches 1 + 2 and runs 3 apart on frame 1 (or, ``groups_of_one``, each apart)."""
+    from sam2kit.predict.tracker import TrackingEngine
+
+    if groups_of_one:
+        monkeypatch.setattr(TrackingEngine, "_batch_groups", lambda self, tracks, indices, t: [[i] for i in indices])
+    predictor = VideoPredictor(model, fill_hole_area=0, show_progress=False)
+    state = predictor.init_state(synthetic_clip(5))
+    predictor.add_new_points_or_box(state, 0, 1, box=[0, 0, 40, 40])
+    predictor.add_new_points_or_box(state, 0, 2, box=[10, 10, 60, 46])
+    predictor.add_new_points_or_box(state, 0, 3, box=[20, 5, 50, 30])
+    predictor.add_new_points_or_box(state, 2, 3, points=[[30, 20]], labels=[1])
+    outputs = [masks for _, _, masks in predictor.propagate_in_video(state)]
+    monkeypatch.undo()
+    return outputs
+
+
+def test_memory_non_overlap_spans_every_tracked_object(model, monkeypatch) -> None:
+    """``non_overlap_masks_for_mem_enc`` constrains the remembered masks across all objects tracked
+    on a frame, however the engine batches them; and it does change what is remembered."""
+    exclusive = build_model(model.config.replace(non_overlap_masks_for_mem_enc=True), device="cpu").eval()
+    exclusive.load_state_dict(model.state_dict())
+    batched = _track_three_overlapping_objects(exclusive, False, monkeypatch)
+    apart = _track_three_overlapping_objects(exclusive, True, monkeypatch)
+    for t, (a, b) in enumerate(zip(batched, apart, strict=True)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4, msg=f"frame {t}")
+    shared = _track_three_overlapping_objects(model.eval(), False, monkeypatch)
+    assert max((a - b).abs().max().item() for a, b in zip(batched[3:], shared[3:], strict=True)) > 1e-3
+
+
 # ------------------------------------------------------------------------------- errors
 def test_bad_inputs_give_clear_errors(predictor, tmp_path: Path) -> None:
     from sam2kit.io.source import VideoReadError

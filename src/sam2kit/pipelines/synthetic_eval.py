@@ -5,6 +5,9 @@ Images: one click per object, at the object's most interior pixel (where a perso
 IoU kept; the figure is the mIoU over every object. Clips: one click per object on frame 0, tracked
 through the whole clip by :class:`~sam2kit.predict.video.VideoPredictor`; the figure is the J&F of
 :mod:`sam2kit.metrics`, without the clicked first frame and the last one, as DAVIS and SA-V score.
+Like theirs (and ``sam2kit eval``'s palette PNGs), the scored result gives each pixel to at most one
+object: where tracked masks overlap, the highest-scoring object keeps the pixel (the predictor's
+``non_overlap_masks``); ``non_overlap=False`` scores the overlapping per-object masks instead.
 
 Scenes come from :mod:`sam2kit.synthetic` with their own seed, so a model trained on another seed
 is scored on scenes it never saw.
@@ -76,11 +79,11 @@ def _image_masks(model: SAM2Model, images: list[np.ndarray], targets: list[np.nd
     return predicted
 
 
-def _track_clip(model: SAM2Model, frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def _track_clip(model: SAM2Model, frames: np.ndarray, masks: np.ndarray, non_overlap: bool) -> np.ndarray:
     """``(T, N, H, W)`` bool masks of the N objects tracked from one click each on frame 0."""
     from ..predict.video import VideoPredictor
 
-    predictor = VideoPredictor(model, show_progress=False)
+    predictor = VideoPredictor(model, show_progress=False, non_overlap_masks=non_overlap)
     state = predictor.init_state(frames)
     for index, mask in enumerate(masks[0]):
         predictor.add_new_points_or_box(state, frame_idx=0, obj_id=index + 1, points=[interior_point(mask)], labels=[1])
@@ -100,11 +103,14 @@ def evaluate_synthetic(
     size: int = 256,
     seed: int = 2,
     options: SceneOptions | None = None,
+    non_overlap: bool = True,
 ) -> SyntheticScores:
     """Score ``model`` on ``images`` still scenes and ``clips`` clips of ``frames`` frames (``size``
     pixels square) drawn with ``seed``. The model's mode is left as it is (predictors run it under
     ``torch.inference_mode``); pass a model in eval mode. ``options``: the scenes' (default
-    :class:`~sam2kit.synthetic.SceneOptions`, as the mini model trained on).
+    :class:`~sam2kit.synthetic.SceneOptions`, as the mini model trained on). ``non_overlap``: score
+    the tracked masks as one label map per frame (each pixel to the highest-scoring object, as a
+    DAVIS / SA-V result is); False scores each object's own mask, overlaps and all.
     """
     options = SceneOptions() if options is None else options
     stills = [render_image(np.random.default_rng([seed, _EVAL_IMAGES, i]), size, options) for i in range(images)]
@@ -116,7 +122,7 @@ def evaluate_synthetic(
     clip_objects = 0
     for index in range(clips):
         clip, masks = render_clip(np.random.default_rng([seed, _EVAL_CLIPS, index]), frames, size, options)
-        tracked = _track_clip(model, clip, masks)
+        tracked = _track_clip(model, clip, masks, non_overlap)
         sequences.append(sequence_j_and_f(tracked, masks))
         clip_objects += masks.shape[1]
     nan = float("nan")

@@ -219,7 +219,11 @@ class TrackingEngine:
                     self.clear_memory_around(state, frame_idx)
             else:
                 to_run.append(i)
-        for group in self._batch_groups(tracks, to_run, frame_idx):
+        groups = self._batch_groups(tracks, to_run, frame_idx)
+        # The model's non-overlap constraint on the masks it remembers spans every object run on
+        # the frame, not only those batched together: with several batches, memories wait for all.
+        joint_memory = len(groups) > 1 and self.model.config.non_overlap_masks_for_mem_enc and not self.model.training
+        for group in groups:
             entries, step = self.run_step(
                 state,
                 frame_idx,
@@ -228,13 +232,15 @@ class TrackingEngine:
                 point_inputs=None,
                 mask_inputs=None,
                 reverse=reverse,
-                run_mem_encoder=True,
+                run_mem_encoder=not joint_memory,
             )
             for j, i in enumerate(group):
                 tracks[i].non_cond[frame_idx] = entries[j]
                 low_res[i] = step.low_res_masks[j : j + 1]
                 scores[i] = step.object_score_logits[j : j + 1]
             model_outputs.append((group, step.model_outputs[0][1]))
+        if joint_memory:
+            self._encode_memories_together(state, frame_idx, tracks, model_outputs)
         for track in tracks:
             track.tracked.add(frame_idx, reverse)
             if not state.keep_all_memories:
@@ -301,6 +307,31 @@ class TrackingEngine:
         obj_ids = [track.obj_id for track in tracks]
         step = FrameStep(frame_idx, obj_ids, pred_masks, out.object_score_logits, [(list(range(len(tracks))), out)])
         return entries, step
+
+    def _encode_memories_together(
+        self,
+        state: InferenceState,
+        frame_idx: int,
+        tracks: list[ObjectTrack],
+        model_outputs: list[tuple[list[int], TrackStepOutput]],
+    ) -> None:
+        """Encode the memories of every object in ``model_outputs`` (steps run without their memory
+        encoder) as one batch, so that ``non_overlap_masks_for_mem_enc`` gives each pixel of the
+        remembered masks to the highest-scoring object among all of them."""
+        high_res = torch.cat([out.pred_masks_high_res for _, out in model_outputs])
+        object_scores = torch.cat([out.object_score_logits for _, out in model_outputs])
+        features = self.frame_features(state, frame_idx).expand(high_res.shape[0])
+        maskmem, pos_enc = self.model.encode_new_memory(features, high_res, object_scores, False)
+        stored = self._stored_memory(state, maskmem)
+        row = 0
+        for group, out in model_outputs:
+            out.maskmem_features = maskmem[row : row + len(group)]
+            out.maskmem_pos_enc = pos_enc[row : row + len(group)]
+            for i in group:
+                entry = tracks[i].non_cond[frame_idx]
+                entry.maskmem_features = stored[row : row + 1]
+                entry.maskmem_pos_enc = pos_enc[row : row + 1]
+                row += 1
 
     def _stored_memory(self, state: InferenceState, maskmem: torch.Tensor) -> torch.Tensor:
         if self.memory_dtype is not None:

@@ -5,7 +5,8 @@
   predicted IoU) and from its tight box;
 - videos: J&F (:mod:`sam2kit.metrics`, the code ``sam2kit eval`` uses) of tracking every object
   visible on frame 0 from one click there, through the inference tracking engine, the first and
-  last frames left out as the benchmarks do. At most :data:`VAL_MAX_FRAMES` frames per video.
+  last frames left out as the benchmarks do, each pixel given to at most one object (the
+  highest-scoring), as in a DAVIS label map. At most :data:`VAL_MAX_FRAMES` frames per video.
 
 Scored at the model's input resolution (the samples' masks are resized to it).
 """
@@ -21,6 +22,7 @@ from torch import nn
 
 from ..metrics import image_miou, mean_j_and_f, sequence_j_and_f
 from ..modeling.sam2 import PointPrompts, SAM2Model
+from ..predict.postprocess import apply_non_overlapping_constraints
 from ..predict.tracker import TrackingEngine
 from ..predict.video_state import InferenceState
 from .prompts import sample_box_prompts, sample_points_inside
@@ -117,6 +119,8 @@ def validate_videos(model: SAM2Model, dataset: Any, *, max_items: int, seed: int
                 predicted.append(engine.track_frame(state, t).low_res_masks)
             low_res = torch.stack(predicted)[:, :, 0]  # (T, N, S/4, S/4)
             masks = torch.nn.functional.interpolate(low_res, size=(size, size), mode="bilinear", align_corners=False)
+            # Scored as one label map per frame, as evaluate_synthetic and DAVIS / SA-V results are.
+            masks = torch.stack([apply_non_overlapping_constraints(frame[:, None])[:, 0] for frame in masks])
             sequences.append(sequence_j_and_f(masks > 0, truth))
     if not sequences:
         return {}
