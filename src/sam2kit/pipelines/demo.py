@@ -76,7 +76,8 @@ def run_demo(
     show_progress: bool = True,
 ) -> DemoResult:
     """Make a ``frames``-frame synthetic clip of ``size`` x ``size`` pixels (from ``seed``), click
-    the two largest shapes once each on frame 0, track them, and write the overlay video.
+    the two largest shapes once each on frame 0, track them (each pixel to at most one of them, the
+    predictor's ``non_overlap_masks``), and write the overlay video.
 
     Args:
         model: the model (default: ``sam2kit-mini``, bundled).
@@ -96,7 +97,7 @@ def run_demo(
     clip, truth = render_clip(np.random.default_rng([seed, 99]), frames, size, SceneOptions(min_objects=3))
     areas = truth[0].reshape(truth.shape[1], -1).sum(axis=1)
     chosen = [int(i) for i in np.argsort(-areas, kind="stable")[:2]]
-    predictor = VideoPredictor(loaded.model, show_progress=show_progress)
+    predictor = VideoPredictor(loaded.model, show_progress=show_progress, non_overlap_masks=True)
     state = predictor.init_state(clip)
     clicks = []
     for obj_id, index in enumerate(chosen, start=1):
