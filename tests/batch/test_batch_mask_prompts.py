@@ -115,3 +115,27 @@ def test_a_bad_mask_is_the_items_recorded_error(batch_data, loaded, tmp_path, ki
     assert record["status"] == "error" and record["files"] == []
     assert record["error"].startswith(message.format(mask=mask)), record["error"]
     assert not (out / "bad").exists()
+
+
+@pytest.mark.parametrize("non_overlap", [False, True])
+def test_non_overlap_gives_each_video_pixel_to_one_object(batch_data, loaded, tmp_path, non_overlap) -> None:
+    """Two objects clicked on the same shape: their masks overlap, unless ``non_overlap`` gives each
+    pixel to one of them."""
+    from sam2kit.pipelines.synthetic_eval import interior_point
+
+    x, y = interior_point(load_palette_png(batch_data.gt_dir / "clip0" / "00000.png") == 1)
+    entry = {"id": "v2", "video": str(batch_data.root / "clip0"),
+             "prompts": [{"frame": 0, "obj_id": 1, "points": [[x, y]]},
+                         {"frame": 0, "obj_id": 2, "points": [[x + 2, y + 1]]}]}
+    out = tmp_path / "out"
+    record = process_item(parse_item(entry, tmp_path), loaded, out, ItemOptions(non_overlap=non_overlap), "t")
+    assert record["status"] == "ok", record["error"]
+    assert json.loads((out / "v2" / "tracks.json").read_text())["options"]["non_overlap"] is non_overlap
+    coco = json.loads((out / "v2" / "masks.json").read_text())
+    shared = []
+    for image in coco["images"]:
+        masks = {a["obj_id"]: coco_rle_to_mask(a["segmentation"]) for a in coco["annotations"]
+                 if a["image_id"] == image["id"]}
+        assert set(masks) == {1, 2} and (masks[1] | masks[2]).any()
+        shared.append(int((masks[1] & masks[2]).sum()))
+    assert (max(shared) == 0) if non_overlap else (min(shared) > 0), shared

@@ -31,8 +31,8 @@ QUALITY_FLOORS = {"image_miou": 0.65, "first_frame_j_and_f": 0.6, "tracked_j_and
 @pytest.fixture(scope="module")
 def first_run(batch_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("batch_out") / "labels"
-    argv = ["batch", str(batch_data.manifest), "--out", str(out), "--workers", "2", "--palette", "-q",
-            *batch_data.model_args()]
+    argv = ["batch", str(batch_data.manifest), "--out", str(out), "--workers", "2", "--palette", "--non-overlap",
+            "-q", *batch_data.model_args()]
     return out, argv, main(argv)
 
 
@@ -164,6 +164,8 @@ def test_random_weights_fail_the_image_floor(batch_data, tmp_path) -> None:
 
 def test_eval_finds_the_clicked_objects_in_the_videos(batch_data, first_run, tmp_path, capsys) -> None:
     out, _, _ = first_run
+    for sequence in sorted(batch_data.gt_dir.iterdir()):  # --non-overlap reached every video item
+        assert json.loads((out / sequence.name / "tracks.json").read_text())["options"]["non_overlap"] is True
     first_frames = tmp_path / "gt_first"  # the clicked frame only: scored with --all-frames
     for sequence in sorted(batch_data.gt_dir.iterdir()):
         (first_frames / sequence.name).mkdir(parents=True)

@@ -36,10 +36,14 @@ STATUS_DIR, TMP_DIR = "_status", "_tmp"
 
 @dataclass(frozen=True)
 class ItemOptions:
-    """What every item writes besides ``masks.json``: DAVIS palette PNGs, an overlay."""
+    """What every item writes besides ``masks.json``: DAVIS palette PNGs, an overlay; and for videos,
+    ``non_overlap``: each pixel to at most one object, the highest-scoring (SAM 2's
+    ``non_overlap_masks``; otherwise the objects' masks may overlap and a palette PNG gives such a
+    pixel to the higher id)."""
 
     palette: bool = False
     overlay: bool = False
+    non_overlap: bool = False
 
 
 def sam2kit_version() -> str:
@@ -104,7 +108,8 @@ def run_item_job(item: BatchItem, loaded: LoadedModel, folder: Path, options: It
 
         per_frame = [FramePrompt(p.frame, p.obj_id, p.points, p.labels, p.box, p.mask) for p in item.prompts]
         track_video(item.path, per_frame, folder, model=loaded, palette=options.palette,
-                    overlay=folder / "overlay.mp4" if options.overlay else None, show_progress=False)
+                    overlay=folder / "overlay.mp4" if options.overlay else None, non_overlap=options.non_overlap,
+                    show_progress=False)
         video_masks_to_coco(folder)
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 

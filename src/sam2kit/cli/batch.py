@@ -40,7 +40,7 @@ Exit status: 0 every item done, 1 an item failed (or the run could not start), 1
 _EXAMPLES = """\
 examples:
   pip install 'sam2kit[batch]'
-  sam2kit batch items.jsonl --out labels/ --workers 2 --palette
+  sam2kit batch items.jsonl --out labels/ --workers 2 --palette --non-overlap   # DAVIS label maps
   sam2kit batch items.jsonl --out labels/ --retry-failed          # redo the failed items only
   sam2kit batch items.jsonl --out /shared/labels --address auto --workers 8 --device cuda
 """
@@ -75,6 +75,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     outputs.add_argument("--palette", action="store_true",
                          help="also write DAVIS palette PNGs (<id>/palette/NNNNN.png, pixel = obj_id)")
     outputs.add_argument("--overlay", action="store_true", help="also write an overlay (image: PNG, video: MP4)")
+    outputs.add_argument("--non-overlap", action="store_true",
+                         help="videos: give each pixel to at most one object, the highest-scoring "
+                              "(default: masks may overlap; a palette PNG gives the pixel to the higher obj_id)")
     common.add_model_options(parser)
     common.add_output_options(parser)
     parser.set_defaults(handler=run, option_names=OPTION_NAMES)
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         address=args.address,
         retry_failed=args.retry_failed,
-        options=ItemOptions(palette=args.palette, overlay=args.overlay),
+        options=ItemOptions(palette=args.palette, overlay=args.overlay, non_overlap=args.non_overlap),
         cpus_per_worker=args.cpus_per_worker,
         gpus_per_worker=args.gpus_per_worker,
         show_progress=not getattr(args, "quiet", False),
