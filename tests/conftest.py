@@ -16,6 +16,7 @@ Pairs are cached per argument tuple, so a session builds each only once.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 
 
 # ----------------------------------------------------------------------------- `from conftest import`
@@ -159,6 +161,7 @@ def make_model_pair(
     seed: int = 0,
     obj_score_bias: float = 0.0,
     video: bool = False,
+    reference_overrides: tuple[str, ...] = (),
 ) -> ModelPair:
     """Build (once per argument tuple) the reference and sam2kit models on the same weights.
 
@@ -169,6 +172,8 @@ def make_model_pair(
         obj_score_bias: added to ``sam_mask_decoder.pred_obj_score_head.layers.2.bias`` so that
             objects reliably "appear" (random weights give object scores ~0, a knife edge).
         video: build the reference with ``build_sam2_video_predictor`` (hole filling off).
+        reference_overrides: more Hydra overrides of the reference (``"++model.NAME=VALUE"``); the
+            ``model.NAME`` ones that are config fields of ours are set on our side too.
     """
     require_reference()
     from sam2.build_sam import build_sam2, build_sam2_video_predictor
@@ -176,7 +181,7 @@ def make_model_pair(
     from sam2kit.build import build_model
     from sam2kit.config import get_config
 
-    overrides = [f"++model.image_size={image_size}"]
+    overrides = [f"++model.image_size={image_size}", *reference_overrides]
     torch.manual_seed(seed)
     if video:
         ref = build_sam2_video_predictor(
@@ -195,9 +200,15 @@ def make_model_pair(
             ref.sam_mask_decoder.pred_obj_score_head.layers[2].bias.add_(obj_score_bias)
     ref.eval()
     tag = f"{config_name}-{image_size}-{seed}-{obj_score_bias:g}-{'video' if video else 'image'}"
+    if reference_overrides:
+        tag += "-" + hashlib.sha1("|".join(reference_overrides).encode()).hexdigest()[:8]
     checkpoint = _tmp_dir() / f"{tag}.pt"
     torch.save({"model": ref.state_dict()}, checkpoint)
     config = get_config(config_name).replace(image_size=image_size)
+    for override in reference_overrides:
+        name, _, value = override.removeprefix("++model.").partition("=")
+        if hasattr(config, name):
+            config = config.replace(**{name: yaml.safe_load(value)})
     ours = build_model(config, checkpoint=checkpoint, device="cpu")
     return ModelPair(ref=ref, ours=ours, checkpoint=checkpoint, config=config)
 

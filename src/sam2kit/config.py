@@ -106,8 +106,9 @@ class SAM2Config:
     sigmoid_bias_for_mem_enc: float = -10.0
     binarize_mask_from_pts_for_mem_enc: bool = True
     # Tracking (eval mode): each pixel of the masks written to memory goes to the highest-scoring
-    # object among all objects tracked on the frame; prompted frames' memories are per object.
-    # (sam2 1.1.0 tracks objects one at a time, so there the flag no longer has an effect.)
+    # object among all objects tracked on the frame, or prompted on it. This is what sam2's legacy
+    # (SAM 2.0) video predictor does; its 1.1.0 predictor tracks objects one at a time, so there
+    # the flag no longer has an effect.
     non_overlap_masks_for_mem_enc: bool = False
     no_obj_embed_spatial: bool = True
     # SAM heads

@@ -73,8 +73,12 @@ def _patch_reference_dtype(ref: Any) -> None:
 class Session:
     """One reference session and one sam2kit session driven by the same calls."""
 
-    def __init__(self, config_name: str, video: Path, keep_all_memories: bool = False) -> None:
-        pair = make_model_pair(config_name, IMAGE_SIZE, obj_score_bias=2.0, video=True)
+    def __init__(
+        self, config_name: str, video: Path, keep_all_memories: bool = False, reference_overrides: tuple[str, ...] = ()
+    ) -> None:
+        pair = make_model_pair(
+            config_name, IMAGE_SIZE, obj_score_bias=2.0, video=True, reference_overrides=reference_overrides
+        )
         _patch_reference_dtype(pair.ref)
         self.ref = pair.ref
         self.ours = VideoPredictor(pair.ours, fill_hole_area=0, show_progress=False)
@@ -159,6 +163,40 @@ def test_object_prompted_on_a_later_frame(sam2_reference: Any, jpeg_video: Path)
     session.call("add_new_points_or_box", frame_idx=8, obj_id=6, points=[[70, 150]], labels=[1])
     session.propagate(start_frame_idx=0, max_frame_num_to_track=11)
     session.call("clear_all_prompts_in_frame", frame_idx=8, obj_id=6)
+
+
+#: The reference's legacy video predictor (SAM 2.0's, still in sam2 1.1.0) tracks all objects as one
+#: batch, as sam2kit does; the 1.1.0 one tracks them one at a time, which makes the switch a no-op.
+NON_OVERLAP_MEMORY = (
+    "++model._target_=sam2.sam2_video_predictor_legacy.SAM2VideoPredictor",
+    "++model.non_overlap_masks_for_mem_enc=true",
+)
+
+
+def test_non_overlapping_memories(sam2_reference: Any, jpeg_video: Path) -> None:
+    """``non_overlap_masks_for_mem_enc``: three objects prompted on frame 0 whose masks overlap;
+    what each remembers of the prompted and tracked frames keeps each pixel for the highest-scoring
+    one, as in the reference's legacy (batched) predictor; and that changes the masks."""
+    session = Session("sam2.1_hiera_tiny", jpeg_video, reference_overrides=NON_OVERLAP_MEMORY)
+    assert session.ours.model.config.non_overlap_masks_for_mem_enc and session.ref.non_overlap_masks_for_mem_enc
+    assert type(session.ref).__module__ == "sam2.sam2_video_predictor_legacy"
+    session.call("add_new_points_or_box", frame_idx=0, obj_id=1, points=[[150, 110]], labels=[1])
+    session.call("add_new_points_or_box", frame_idx=0, obj_id=2, box=[100, 60, 220, 200])
+    session.call("add_new_points_or_box", frame_idx=0, obj_id=3, points=[[160, 120], [140, 90]], labels=[1, 1])
+    shared = make_model_pair("sam2.1_hiera_tiny", IMAGE_SIZE, obj_score_bias=2.0, video=True)
+    plain = VideoPredictor(shared.ours, fill_hole_area=0, show_progress=False)
+    plain_state = plain.init_state(jpeg_video)
+    plain.add_new_points_or_box(plain_state, 0, 1, points=[[150, 110]], labels=[1])
+    plain.add_new_points_or_box(plain_state, 0, 2, box=[100, 60, 220, 200])
+    plain.add_new_points_or_box(plain_state, 0, 3, points=[[160, 120], [140, 90]], labels=[1, 1])
+    ref_iter = session.ref.propagate_in_video(session.ref_state)
+    our_iter = session.ours.propagate_in_video(session.our_state)
+    largest_change = 0.0
+    for ref_out, our_out, plain_out in zip(ref_iter, our_iter, plain.propagate_in_video(plain_state), strict=True):
+        session.compare(ref_out, our_out, "propagate, non-overlapping memories")
+        largest_change = max(largest_change, (our_out[2] - plain_out[2]).abs().max().item())
+    assert session.frames_compared == 3 + NUM_FRAMES
+    assert largest_change > 1e-2, "the switch changed nothing: the objects' masks did not overlap"
 
 
 def test_objects_are_batched_with_identical_results(jpeg_video: Path) -> None:

@@ -175,20 +175,10 @@ class TrackingEngine:
         """
         if not state.objects:
             raise RuntimeError("no object has prompts: call add_new_points_or_box or add_new_mask first")
-        size = self.model.image_size
+        self._encode_prompted_memories(state)
         for track in state.objects.values():
             for pending, bank in ((track.temp_non_cond, track.non_cond), (track.temp_cond, track.cond)):
                 for frame_idx, entry in pending.items():
-                    if entry.maskmem_features is None:
-                        high_res = F.interpolate(
-                            entry.pred_masks.to(state.device), size=(size, size), mode="bilinear", align_corners=False  # type: ignore[union-attr]
-                        )
-                        features = self.frame_features(state, frame_idx)
-                        maskmem, pos = self.model.encode_new_memory(
-                            features, high_res, entry.object_score_logits.to(state.device), is_mask_from_pts=True
-                        )
-                        entry.maskmem_features = self._stored_memory(state, maskmem)
-                        entry.maskmem_pos_enc = pos
                     bank[frame_idx] = entry
                     if self.clear_non_cond_mem_around_input:
                         self.clear_memory_around(state, frame_idx)
@@ -197,6 +187,30 @@ class TrackingEngine:
                 raise RuntimeError(f"object id {track.obj_id} has no prompts: add points, a box or a mask first")
             for frame_idx in track.cond:
                 track.non_cond.pop(frame_idx, None)
+
+    def _encode_prompted_memories(self, state: InferenceState) -> None:
+        """Encode the memories of prompted outputs that have none yet: one at a time, or, when the
+        model keeps remembered masks apart (``non_overlap_masks_for_mem_enc``, eval mode), every
+        object prompted on a frame together, so that each pixel goes to the highest-scoring one."""
+        joint = self.model.config.non_overlap_masks_for_mem_enc and not self.model.training
+        by_frame: dict[int, list[MemoryEntry]] = {}
+        for track in state.objects.values():
+            for pending in (track.temp_non_cond, track.temp_cond):
+                for frame_idx, entry in pending.items():
+                    if entry.maskmem_features is None:
+                        by_frame.setdefault(frame_idx, []).append(entry)
+        size = self.model.image_size
+        for frame_idx, entries in by_frame.items():
+            for batch in [entries] if joint else [[entry] for entry in entries]:
+                low_res = torch.cat([entry.pred_masks for entry in batch]).to(state.device)  # type: ignore[misc]
+                high_res = F.interpolate(low_res, size=(size, size), mode="bilinear", align_corners=False)
+                object_scores = torch.cat([entry.object_score_logits for entry in batch]).to(state.device)
+                features = self.frame_features(state, frame_idx).expand(len(batch))
+                maskmem, pos = self.model.encode_new_memory(features, high_res, object_scores, is_mask_from_pts=True)
+                stored = self._stored_memory(state, maskmem)
+                for row, entry in enumerate(batch):
+                    entry.maskmem_features = stored[row : row + 1]
+                    entry.maskmem_pos_enc = pos[row : row + 1]
 
     # ------------------------------------------------------------------ tracking
     def track_frame(
@@ -221,7 +235,8 @@ class TrackingEngine:
                 to_run.append(i)
         groups = self._batch_groups(tracks, to_run, frame_idx)
         # The model's non-overlap constraint on the masks it remembers spans every object run on
-        # the frame, not only those batched together: with several batches, memories wait for all.
+        # the frame, not only those batched together: with several batches, memories wait for all
+        # (objects prompted on the frame had theirs encoded together in commit_prompts).
         joint_memory = len(groups) > 1 and self.model.config.non_overlap_masks_for_mem_enc and not self.model.training
         for group in groups:
             entries, step = self.run_step(
