@@ -4,7 +4,7 @@ runs' log.csv files into curve.png, with PIL only.
     cd models/sam2kit-mini && python plot_curve.py phase1_log.csv phase2/log.csv phase3/log.csv \
         phase2b/log.csv phase2c/log.csv phase4/log.csv phase5/log.csv phase6/log.csv phase7/log.csv \
         phase9/log.csv phase10/log.csv phase11/log.csv phase12/log.csv phase14/log.csv \
-        phase15/log.csv phase16/log.csv phase17/log.csv --out curve.png
+        phase15/log.csv phase16/log.csv phase17/log.csv phase18/log.csv phase19/log.csv --out curve.png
 """
 
 from __future__ import annotations

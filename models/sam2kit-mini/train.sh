@@ -129,4 +129,10 @@ clip_phase phase16 phase15 data24g 29673 --center-click-prob 0.5 --lr 1.5e-4 --e
     --steps 650 --eval-every 650
 # phase 17: a decoder phase from phase 16's weights
 decoder_phase phase17 phase16 29674 17
-# the shipped weights: phase 17's model.pt (src/sam2kit/weights/sam2kit_mini.pt)
+# phase 18: the same from phase 17's weights on 600 new clips (seed 14), 650 steps
+synthetic data24j 0 600 24 14
+clip_phase phase18 phase17 data24j 29681 --center-click-prob 0.5 --lr 1.5e-4 --encoder-lr 1.5e-4 --seed 18 \
+    --steps 650 --eval-every 650
+# phase 19: a decoder phase from phase 18's weights
+decoder_phase phase19 phase18 29682 19
+# the shipped weights: phase 19's model.pt (src/sam2kit/weights/sam2kit_mini.pt)
