@@ -180,15 +180,17 @@ def test_non_overlapping_memories(sam2_reference: Any, jpeg_video: Path) -> None
     session = Session("sam2.1_hiera_tiny", jpeg_video, reference_overrides=NON_OVERLAP_MEMORY)
     assert session.ours.model.config.non_overlap_masks_for_mem_enc and session.ref.non_overlap_masks_for_mem_enc
     assert type(session.ref).__module__ == "sam2.sam2_video_predictor_legacy"
-    session.call("add_new_points_or_box", frame_idx=0, obj_id=1, points=[[150, 110]], labels=[1])
-    session.call("add_new_points_or_box", frame_idx=0, obj_id=2, box=[100, 60, 220, 200])
-    session.call("add_new_points_or_box", frame_idx=0, obj_id=3, points=[[160, 120], [140, 90]], labels=[1, 1])
     shared = make_model_pair("sam2.1_hiera_tiny", IMAGE_SIZE, obj_score_bias=2.0, video=True)
     plain = VideoPredictor(shared.ours, fill_hole_area=0, show_progress=False)
     plain_state = plain.init_state(jpeg_video)
-    plain.add_new_points_or_box(plain_state, 0, 1, points=[[150, 110]], labels=[1])
-    plain.add_new_points_or_box(plain_state, 0, 2, box=[100, 60, 220, 200])
-    plain.add_new_points_or_box(plain_state, 0, 3, points=[[160, 120], [140, 90]], labels=[1, 1])
+    prompts = [
+        dict(obj_id=1, points=[[150, 110]], labels=[1]),
+        dict(obj_id=2, box=[100, 60, 220, 200]),
+        dict(obj_id=3, points=[[160, 120], [140, 90]], labels=[1, 1]),
+    ]
+    for prompt in prompts:
+        session.call("add_new_points_or_box", frame_idx=0, **prompt)
+        plain.add_new_points_or_box(plain_state, frame_idx=0, **prompt)
     ref_iter = session.ref.propagate_in_video(session.ref_state)
     our_iter = session.ours.propagate_in_video(session.our_state)
     largest_change = 0.0

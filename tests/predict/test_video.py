@@ -169,7 +169,6 @@ def test_non_overlap_masks_give_each_pixel_to_one_object(model) -> None:
     assert not ((masks[0] > 0) & (masks[1] > 0)).any()
 
 
-
 def _track_three_overlapping_objects(model, groups_of_one: bool, monkeypatch) -> list[torch.Tensor]:
     """Objects 1 and 2 (overlapping boxes) are prompted on frame 0, object 3 on frames 0 and 2, so
     the engine batches 1 + 2 and runs 3 apart on frame 1 (or, ``groups_of_one``, each apart)."""

@@ -31,6 +31,7 @@ __all__ = [
     "prepare_memory_conditioned_features",
     "memory_query",
     "encode_new_memory",
+    "keeps_memories_apart",
     "apply_non_overlapping_constraints",
 ]
 
@@ -267,6 +268,13 @@ def memory_query(model: SAM2Model, features: FrameFeatures) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- memory encoding
+def keeps_memories_apart(model: SAM2Model) -> bool:
+    """Whether :func:`encode_new_memory` gives each pixel of a batch's masks to its highest-scoring
+    object (``non_overlap_masks_for_mem_enc``, eval mode only), so that objects encoded in one batch
+    affect each other's memories."""
+    return model.config.non_overlap_masks_for_mem_enc and not model.training
+
+
 def encode_new_memory(
     model: SAM2Model,
     features: FrameFeatures,
@@ -284,7 +292,7 @@ def encode_new_memory(
     if features.is_single_frame:  # one frame for every object: its projection runs once
         top = top[:, :1]
     pix_feat = top.permute(1, 2, 0).reshape(top.shape[1], model.hidden_dim, h, w)
-    if config.non_overlap_masks_for_mem_enc and not model.training:
+    if keeps_memories_apart(model):
         pred_masks_high_res = apply_non_overlapping_constraints(pred_masks_high_res)
     if config.binarize_mask_from_pts_for_mem_enc and is_mask_from_pts and not model.training:
         mask_for_mem = (pred_masks_high_res > 0).float()

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..modeling.sam2 import LOW_RES_CLAMP, NO_OBJ_SCORE, FrameFeatures, PointPrompts, SAM2Model, TrackStepOutput
+from ..modeling.tracking import keeps_memories_apart
 from .postprocess import apply_non_overlapping_constraints, fill_holes_in_mask_scores
 from .transforms import preprocess_frame_pil
 from .video_state import InferenceState, MemoryEntry, ObjectTrack, StackedMemories
@@ -190,9 +191,8 @@ class TrackingEngine:
 
     def _encode_prompted_memories(self, state: InferenceState) -> None:
         """Encode the memories of prompted outputs that have none yet: one at a time, or, when the
-        model keeps remembered masks apart (``non_overlap_masks_for_mem_enc``, eval mode), every
-        object prompted on a frame together, so that each pixel goes to the highest-scoring one."""
-        joint = self.model.config.non_overlap_masks_for_mem_enc and not self.model.training
+        model keeps remembered masks apart (:func:`keeps_memories_apart`), every object prompted on
+        a frame together, so that each pixel goes to the highest-scoring one."""
         by_frame: dict[int, list[MemoryEntry]] = {}
         for track in state.objects.values():
             for pending in (track.temp_non_cond, track.temp_cond):
@@ -200,17 +200,33 @@ class TrackingEngine:
                     if entry.maskmem_features is None:
                         by_frame.setdefault(frame_idx, []).append(entry)
         size = self.model.image_size
+        joint = keeps_memories_apart(self.model)
         for frame_idx, entries in by_frame.items():
             for batch in [entries] if joint else [[entry] for entry in entries]:
                 low_res = torch.cat([entry.pred_masks for entry in batch]).to(state.device)  # type: ignore[misc]
                 high_res = F.interpolate(low_res, size=(size, size), mode="bilinear", align_corners=False)
                 object_scores = torch.cat([entry.object_score_logits for entry in batch]).to(state.device)
-                features = self.frame_features(state, frame_idx).expand(len(batch))
-                maskmem, pos = self.model.encode_new_memory(features, high_res, object_scores, is_mask_from_pts=True)
-                stored = self._stored_memory(state, maskmem)
-                for row, entry in enumerate(batch):
-                    entry.maskmem_features = stored[row : row + 1]
-                    entry.maskmem_pos_enc = pos[row : row + 1]
+                self._encode_memories(state, frame_idx, batch, high_res, object_scores, is_mask_from_pts=True)
+
+    def _encode_memories(
+        self,
+        state: InferenceState,
+        frame_idx: int,
+        entries: list[MemoryEntry],
+        high_res: torch.Tensor,
+        object_scores: torch.Tensor,
+        is_mask_from_pts: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode the memories of ``entries`` (one per row of ``(B, 1, S, S)`` mask logits
+        ``high_res`` and ``(B, 1)`` ``object_scores``) on ``frame_idx`` as one batch and store them
+        in the entries; returns the batch's ``maskmem_features`` and ``maskmem_pos_enc``."""
+        features = self.frame_features(state, frame_idx).expand(len(entries))
+        maskmem, pos = self.model.encode_new_memory(features, high_res, object_scores, is_mask_from_pts)
+        stored = self._stored_memory(state, maskmem)
+        for row, entry in enumerate(entries):
+            entry.maskmem_features = stored[row : row + 1]
+            entry.maskmem_pos_enc = pos[row : row + 1]
+        return maskmem, pos
 
     # ------------------------------------------------------------------ tracking
     def track_frame(
@@ -237,7 +253,7 @@ class TrackingEngine:
         # The model's non-overlap constraint on the masks it remembers spans every object run on
         # the frame, not only those batched together: with several batches, memories wait for all
         # (objects prompted on the frame had theirs encoded together in commit_prompts).
-        joint_memory = len(groups) > 1 and self.model.config.non_overlap_masks_for_mem_enc and not self.model.training
+        joint_memory = len(groups) > 1 and keeps_memories_apart(self.model)
         for group in groups:
             entries, step = self.run_step(
                 state,
@@ -333,20 +349,15 @@ class TrackingEngine:
         """Encode the memories of every object in ``model_outputs`` (steps run without their memory
         encoder) as one batch, so that ``non_overlap_masks_for_mem_enc`` gives each pixel of the
         remembered masks to the highest-scoring object among all of them."""
+        entries = [tracks[i].non_cond[frame_idx] for group, _ in model_outputs for i in group]
         high_res = torch.cat([out.pred_masks_high_res for _, out in model_outputs])
         object_scores = torch.cat([out.object_score_logits for _, out in model_outputs])
-        features = self.frame_features(state, frame_idx).expand(high_res.shape[0])
-        maskmem, pos_enc = self.model.encode_new_memory(features, high_res, object_scores, False)
-        stored = self._stored_memory(state, maskmem)
+        maskmem, pos = self._encode_memories(state, frame_idx, entries, high_res, object_scores, is_mask_from_pts=False)
         row = 0
         for group, out in model_outputs:
             out.maskmem_features = maskmem[row : row + len(group)]
-            out.maskmem_pos_enc = pos_enc[row : row + len(group)]
-            for i in group:
-                entry = tracks[i].non_cond[frame_idx]
-                entry.maskmem_features = stored[row : row + 1]
-                entry.maskmem_pos_enc = pos_enc[row : row + 1]
-                row += 1
+            out.maskmem_pos_enc = pos[row : row + len(group)]
+            row += len(group)
 
     def _stored_memory(self, state: InferenceState, maskmem: torch.Tensor) -> torch.Tensor:
         if self.memory_dtype is not None:
