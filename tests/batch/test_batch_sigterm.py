@@ -20,8 +20,12 @@ ray = pytest.importorskip("ray", reason="sam2kit batch needs Ray: pip install 's
 
 
 def _records(out: Path) -> dict[str, str]:
+    """The items' status records. A record is written as a hidden temporary file and renamed into
+    place, so the hidden ones are not records and may vanish between listing and reading."""
     folder = out / "_status"
-    return {p.stem: p.read_text() for p in folder.glob("*.json")} if folder.is_dir() else {}
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p.read_text() for p in folder.glob("*.json") if not p.name.startswith(".")}
 
 
 def _assert_no_partial_output(out: Path) -> None:
